@@ -1,0 +1,432 @@
+//! The command line, as the contract in PRODUCT.md fixes it. Doc comments are the help text.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// Chaos engineering for any fleet: scheduled random termination inside guardrails.
+#[derive(Debug, Parser)]
+#[command(name = "simian", version, about, long_about = None, propagate_version = true)]
+pub struct Cli {
+    /// Options every command takes.
+    #[command(flatten)]
+    pub global: Global,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Options every command takes.
+#[derive(Debug, Args, Clone)]
+pub struct Global {
+    /// The config file (else $SIMIAN_CONFIG, else ./simian.toml).
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Print data as JSON.
+    #[arg(long, global = true)]
+    pub json: bool,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Inspect the configuration.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+    /// Preview planned kills; no side effects.
+    Schedule(ScheduleArgs),
+    /// List the instances of an app that a kill could draw from.
+    Eligible(TargetArgs),
+    /// Kill one eligible instance of an app now, through every safety check.
+    Terminate(TerminateArgs),
+    /// Show recorded terminations (and refusals).
+    History(HistoryArgs),
+    /// Run the scheduler daemon: make each work day's schedule and fire it.
+    Monkey(MonkeyArgs),
+    /// Run a local fleet under fire, with zero setup.
+    Demo(DemoArgs),
+    /// Run the Toxiproxy-compatible fault-injection proxy, or (with a subcommand) talk to one.
+    Proxy(ProxyArgs),
+    /// The small HTTP service the demo fleet runs (internal).
+    #[command(hide = true)]
+    DemoService(DemoServiceArgs),
+}
+
+/// `simian config ...`
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Validate the config and print the resolved values.
+    Check,
+}
+
+/// `simian schedule`
+#[derive(Debug, Args)]
+pub struct ScheduleArgs {
+    /// First day (YYYY-MM-DD, local to the configured time zone); default today.
+    #[arg(long, value_name = "D")]
+    pub date: Option<jiff::civil::Date>,
+    /// How many calendar days to preview.
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=3660))]
+    pub days: u16,
+    /// Seed (else [monkey] seed, else random; the seed used is printed).
+    #[arg(long, value_name = "S")]
+    pub seed: Option<u64>,
+}
+
+/// An app and optional filters.
+#[derive(Debug, Args, Clone)]
+pub struct TargetArgs {
+    /// The app.
+    pub app: String,
+    /// Only this account.
+    #[arg(long)]
+    pub account: Option<String>,
+    /// Only this region.
+    #[arg(long)]
+    pub region: Option<String>,
+    /// Only this stack.
+    #[arg(long)]
+    pub stack: Option<String>,
+    /// Only this cluster.
+    #[arg(long)]
+    pub cluster: Option<String>,
+}
+
+/// `simian terminate`
+#[derive(Debug, Args)]
+pub struct TerminateArgs {
+    /// What to kill.
+    #[command(flatten)]
+    pub target: TargetArgs,
+    /// Record only, whatever the config says.
+    #[arg(long, conflicts_with = "no_dry_run")]
+    pub dry_run: bool,
+    /// Really kill, whatever the config says (the kill switch and every check still apply).
+    #[arg(long)]
+    pub no_dry_run: bool,
+}
+
+/// `simian history`
+#[derive(Debug, Args)]
+pub struct HistoryArgs {
+    /// Only since this date (YYYY-MM-DD, local) or instant (RFC 3339).
+    #[arg(long, value_name = "D")]
+    pub since: Option<String>,
+    /// Only this app.
+    #[arg(long, value_name = "A")]
+    pub app: Option<String>,
+    /// Also list the refusals (the audit trail).
+    #[arg(long)]
+    pub refusals: bool,
+    /// At most this many of each (the newest).
+    #[arg(long, value_name = "N", default_value_t = 1000)]
+    pub limit: usize,
+}
+
+/// `simian monkey`
+#[derive(Debug, Args)]
+pub struct MonkeyArgs {
+    /// Run on a simulated clock starting at this instant (RFC 3339); for tests and rehearsals.
+    #[arg(long, value_name = "T")]
+    pub clock_start: Option<jiff::Timestamp>,
+    /// How many times faster than real time the simulated clock runs.
+    #[arg(
+        long,
+        value_name = "X",
+        default_value_t = 1.0,
+        requires = "clock_start"
+    )]
+    pub clock_speed: f64,
+    /// The real instant (Unix seconds) at which the simulated clock shows --clock-start; a
+    /// restarted daemon given the same anchor continues the same timeline. Default: now.
+    #[arg(long, value_name = "UNIX", requires = "clock_start")]
+    pub clock_anchor: Option<f64>,
+}
+
+/// `simian demo`
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Availability zones in the fleet.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u8).range(1..=9))]
+    pub zones: u8,
+    /// Replicas per zone.
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u8).range(1..=10))]
+    pub replicas: u8,
+    /// Simulated work days to run (about 20 seconds each).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=60))]
+    pub days: u16,
+    /// Seed: the same seed replays the same kills.
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Availability target in percent; exit 1 below it.
+    #[arg(long, default_value_t = 99.9)]
+    pub target: f64,
+    /// No retries and no health checks in the load balancer: watch kills become errors.
+    #[arg(long)]
+    pub fragile: bool,
+    /// Real seconds per simulated work day.
+    #[arg(long, default_value_t = 20.0, hide = true)]
+    pub day_seconds: f64,
+}
+
+/// `simian proxy`
+///
+/// Without a subcommand, runs the server; `--config FILE` is then a JSON array of proxies in
+/// the `/populate` format, created at start. With a subcommand, talks to a server at
+/// `--host` (a URL, or a host used with `--port`), else `$TOXIPROXY_URL`, else
+/// `http://localhost:8474`.
+#[derive(Debug, Args)]
+pub struct ProxyArgs {
+    /// What to do; none runs the server.
+    #[command(subcommand)]
+    pub command: Option<ProxyCommand>,
+    /// API host to bind (server) or to reach (client; a URL is accepted).
+    #[arg(long, global = true)]
+    pub host: Option<String>,
+    /// API port.
+    #[arg(long, global = true)]
+    pub port: Option<u16>,
+    /// Seed for toxicity, jitter and slicer randomness (reproducible runs).
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Serve byte counters on /metrics.
+    #[arg(long)]
+    pub proxy_metrics: bool,
+    /// Serve process metrics on /metrics.
+    #[arg(long)]
+    pub runtime_metrics: bool,
+}
+
+/// `simian proxy <command>`: a client of a running server.
+#[derive(Debug, Subcommand)]
+pub enum ProxyCommand {
+    /// List proxies.
+    List,
+    /// Show a proxy and its toxics.
+    Inspect {
+        /// The proxy.
+        proxy: String,
+    },
+    /// Create a proxy.
+    Create {
+        /// The proxy.
+        proxy: String,
+        /// Address to listen on, e.g. 127.0.0.1:26379.
+        #[arg(short, long)]
+        listen: String,
+        /// Upstream address, e.g. 127.0.0.1:6379.
+        #[arg(short, long)]
+        upstream: String,
+    },
+    /// Enable a disabled proxy, or disable an enabled one.
+    Toggle {
+        /// The proxy.
+        proxy: String,
+    },
+    /// Delete a proxy.
+    Delete {
+        /// The proxy.
+        proxy: String,
+    },
+    /// Add, update or remove toxics.
+    #[command(subcommand)]
+    Toxic(ToxicCommand),
+}
+
+/// `simian proxy toxic <command>`
+#[derive(Debug, Subcommand)]
+pub enum ToxicCommand {
+    /// Add a toxic.
+    Add {
+        /// The proxy.
+        proxy: String,
+        /// latency, bandwidth, slow_close, timeout, reset_peer, slicer, limit_data or noop.
+        #[arg(short = 't', long = "type")]
+        toxic_type: String,
+        /// Toxic name (default TYPE_STREAM).
+        #[arg(short = 'n', long = "toxic-name")]
+        name: Option<String>,
+        /// Probability of applying to a connection, 0 to 1.
+        #[arg(long)]
+        toxicity: Option<f32>,
+        /// An attribute, KEY=VALUE (repeatable), e.g. latency=100.
+        #[arg(short, long = "attribute", value_name = "KEY=VALUE")]
+        attributes: Vec<String>,
+        /// Apply to client-to-server bytes (default: server to client).
+        #[arg(short = 'u', long, conflicts_with = "downstream")]
+        upstream: bool,
+        /// Apply to server-to-client bytes (the default).
+        #[arg(short = 'd', long)]
+        downstream: bool,
+    },
+    /// Update a toxic's attributes or toxicity.
+    Update {
+        /// The proxy.
+        proxy: String,
+        /// The toxic.
+        #[arg(short = 'n', long = "toxic-name")]
+        name: String,
+        /// New toxicity (unchanged when absent).
+        #[arg(long)]
+        toxicity: Option<f32>,
+        /// An attribute, KEY=VALUE (repeatable).
+        #[arg(short, long = "attribute", value_name = "KEY=VALUE")]
+        attributes: Vec<String>,
+    },
+    /// Remove a toxic.
+    Remove {
+        /// The proxy.
+        proxy: String,
+        /// The toxic.
+        #[arg(short = 'n', long = "toxic-name")]
+        name: String,
+    },
+}
+
+/// `simian demo-service` (internal)
+#[derive(Debug, Args)]
+pub struct DemoServiceArgs {
+    /// Loopback port to listen on.
+    #[arg(long)]
+    pub port: u16,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
+        Cli::try_parse_from(std::iter::once("simian").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn every_command_parses() {
+        assert!(matches!(
+            parse(&["config", "check"]).unwrap().command,
+            Command::Config(ConfigCommand::Check)
+        ));
+        let s = parse(&[
+            "schedule",
+            "--date",
+            "2026-03-02",
+            "--days",
+            "5",
+            "--seed",
+            "9",
+            "--json",
+        ])
+        .unwrap();
+        assert!(s.global.json);
+        assert!(matches!(
+            s.command,
+            Command::Schedule(ScheduleArgs {
+                days: 5,
+                seed: Some(9),
+                ..
+            })
+        ));
+        assert!(matches!(
+            parse(&["eligible", "web", "--region", "r"])
+                .unwrap()
+                .command,
+            Command::Eligible(TargetArgs {
+                region: Some(_),
+                ..
+            })
+        ));
+        assert!(matches!(
+            parse(&["terminate", "web", "--no-dry-run"])
+                .unwrap()
+                .command,
+            Command::Terminate(TerminateArgs {
+                no_dry_run: true,
+                ..
+            })
+        ));
+        assert!(parse(&["terminate", "web", "--dry-run", "--no-dry-run"]).is_err());
+        assert!(matches!(
+            parse(&["history", "--since", "2026-03-01", "--app", "web"])
+                .unwrap()
+                .command,
+            Command::History(_)
+        ));
+        assert!(matches!(
+            parse(&[
+                "monkey",
+                "--clock-start",
+                "2026-03-02T16:00:00Z",
+                "--clock-speed",
+                "60"
+            ])
+            .unwrap()
+            .command,
+            Command::Monkey(_)
+        ));
+        assert!(
+            parse(&["monkey", "--clock-speed", "60"]).is_err(),
+            "speed needs a start"
+        );
+        assert!(matches!(
+            parse(&["demo", "--days", "2", "--fragile"])
+                .unwrap()
+                .command,
+            Command::Demo(DemoArgs {
+                days: 2,
+                fragile: true,
+                ..
+            })
+        ));
+        assert!(parse(&["--config", "x.toml", "config", "check"]).is_ok());
+        assert!(matches!(
+            parse(&[
+                "proxy", "--host", "0.0.0.0", "--port", "9000", "--seed", "1"
+            ])
+            .unwrap()
+            .command,
+            Command::Proxy(ProxyArgs {
+                command: None,
+                seed: Some(1),
+                ..
+            })
+        ));
+        assert!(matches!(
+            parse(&["proxy", "list", "--host", "http://127.0.0.1:8474"])
+                .unwrap()
+                .command,
+            Command::Proxy(ProxyArgs {
+                command: Some(ProxyCommand::List),
+                ..
+            })
+        ));
+        let add = parse(&[
+            "proxy",
+            "toxic",
+            "add",
+            "redis",
+            "-t",
+            "latency",
+            "-a",
+            "latency=100",
+            "-u",
+        ])
+        .unwrap();
+        assert!(matches!(
+            add.command,
+            Command::Proxy(ProxyArgs {
+                command: Some(ProxyCommand::Toxic(ToxicCommand::Add {
+                    upstream: true,
+                    ..
+                })),
+                ..
+            })
+        ));
+        assert!(
+            parse(&[
+                "proxy", "toxic", "add", "redis", "-t", "latency", "-u", "-d"
+            ])
+            .is_err()
+        );
+        assert!(parse(&["schedule", "--date", "2026-13-01"]).is_err());
+        assert!(parse(&["schedule", "--days", "0"]).is_err());
+    }
+}

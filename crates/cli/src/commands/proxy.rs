@@ -1,0 +1,431 @@
+//! `simian proxy`: the Toxiproxy-compatible server, and a client for people.
+//!
+//! The server is `simian_server::toxiproxy::serve` over a `simian_proxy::Registry`, the same
+//! functions the tests start. Started under the name `toxiproxy-server`, the binary accepts
+//! that server's own flags (see [`toxiproxy_server_main`]).
+
+use std::io::IsTerminal;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use serde_json::Value;
+use simian_proxy::{NewProxy, Registry, RegistryConfig};
+use simian_server::toxiproxy::{self, Api, ApiOptions};
+
+use crate::args::{Global, ProxyArgs, ProxyCommand, ToxicCommand};
+use crate::output::table;
+
+/// What the server needs.
+#[derive(Debug, Clone)]
+pub struct ServerOptions {
+    /// Bind host.
+    pub host: String,
+    /// Bind port.
+    pub port: u16,
+    /// A JSON array of proxies to create at start.
+    pub config: Option<std::path::PathBuf>,
+    /// Randomness seed.
+    pub seed: Option<u64>,
+    /// `/metrics` options.
+    pub api: ApiOptions,
+}
+
+pub fn run(g: &Global, a: ProxyArgs) -> anyhow::Result<u8> {
+    match a.command {
+        None => serve(ServerOptions {
+            host: a.host.unwrap_or_else(|| "localhost".into()),
+            port: a.port.unwrap_or(8474),
+            config: g.config.clone(),
+            seed: a.seed,
+            api: ApiOptions {
+                proxy_metrics: a.proxy_metrics,
+                runtime_metrics: a.runtime_metrics,
+            },
+        }),
+        Some(command) => {
+            let client = Client::new(a.host.as_deref(), a.port)?;
+            client.run(command, g.json)
+        }
+    }
+}
+
+/// Runs the server until SIGINT or SIGTERM.
+///
+/// The data plane (listeners, connections, toxics) runs on its own multi-threaded runtime;
+/// the control API on a separate single-threaded one, so a saturated data plane never delays
+/// an API answer and a slow API client never stalls bytes.
+pub fn serve(o: ServerOptions) -> anyhow::Result<u8> {
+    let data_plane = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("proxy-data")
+        .enable_all()
+        .build()?;
+    let control = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let registry = Arc::new(Registry::with_runtime(
+        RegistryConfig {
+            seed: o.seed,
+            ..RegistryConfig::default()
+        },
+        data_plane.handle().clone(),
+    ));
+    if let Some(path) = &o.config {
+        populate_from_file(&registry, path);
+    }
+    let code = control.block_on(async move {
+        let addr = format!("{}:{}", o.host, o.port);
+        let listener = tokio::net::TcpListener::bind(&addr).await.with_context(|| format!("binding the API to {addr}"))?;
+        tracing::info!(address = %listener.local_addr()?, version = toxiproxy::wire::VERSION, "API listening");
+        let api = Api::new(registry, o.api);
+        let shutdown = async {
+            let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending().await } } => {}
+            }
+        };
+        toxiproxy::serve(listener, api, shutdown).await;
+        anyhow::Ok(super::OK)
+    })?;
+    data_plane.shutdown_timeout(Duration::from_secs(1));
+    Ok(code)
+}
+
+/// Applies a `/populate`-format file at start. Like Toxiproxy, a bad file is logged and the
+/// server starts anyway.
+fn populate_from_file(registry: &Registry, path: &std::path::Path) {
+    let parsed = std::fs::read(path)
+        .map_err(|e| e.to_string())
+        .and_then(|b| toxiproxy::body::parse(&b))
+        .and_then(|v| match v {
+            Value::Array(items) => items
+                .iter()
+                .map(toxiproxy::body::new_proxy)
+                .collect::<Result<Vec<NewProxy>, _>>(),
+            _ => Err("expected a JSON array of proxies".into()),
+        });
+    match parsed {
+        Ok(list) => {
+            let (done, failure) = registry.populate(list);
+            tracing::info!(config = %path.display(), proxies = done.len(), "populated proxies from config");
+            if let Some(e) = failure {
+                tracing::error!(config = %path.display(), error = %e, "populating from config stopped");
+            }
+        }
+        Err(e) => {
+            tracing::error!(config = %path.display(), error = %e, "cannot read the proxy config; starting without it")
+        }
+    }
+}
+
+/// The binary started as `toxiproxy-server`: Go-style flags (`-port 8474`, `-port=8474`,
+/// `--port 8474`), as existing scripts and container setups pass them.
+pub fn toxiproxy_server_main(args: &[String]) -> anyhow::Result<u8> {
+    let mut o = ServerOptions {
+        host: "localhost".into(),
+        port: 8474,
+        config: None,
+        seed: None,
+        api: ApiOptions::default(),
+    };
+    let mut i = 0;
+    while i < args.len() {
+        let arg = args[i].trim_start_matches('-');
+        let (name, inline) = match arg.split_once('=') {
+            Some((n, v)) => (n, Some(v.to_string())),
+            None => (arg, None),
+        };
+        let mut value = || -> anyhow::Result<String> {
+            if let Some(v) = inline.clone() {
+                return Ok(v);
+            }
+            i += 1;
+            args.get(i)
+                .cloned()
+                .ok_or_else(|| anyhow::anyhow!("flag needs an argument: -{name}"))
+        };
+        match name {
+            "host" => o.host = value()?,
+            "port" => o.port = value()?.parse().context("-port")?,
+            "config" => o.config = Some(value()?.into()),
+            "seed" => o.seed = Some(value()?.parse().context("-seed")?),
+            "proxy-metrics" => o.api.proxy_metrics = inline.as_deref().is_none_or(|v| v == "true"),
+            "runtime-metrics" => {
+                o.api.runtime_metrics = inline.as_deref().is_none_or(|v| v == "true")
+            }
+            "version" => {
+                println!("toxiproxy-server version {}", toxiproxy::wire::VERSION);
+                return Ok(super::OK);
+            }
+            "h" | "help" => {
+                println!(
+                    "Usage of toxiproxy-server:\n  -config string\n  -host string (default \"localhost\")\n  -port string (default \"8474\")\n  -proxy-metrics\n  -runtime-metrics\n  -seed int\n  -version"
+                );
+                return Ok(super::OK);
+            }
+            other => {
+                return Err(
+                    super::UsageError(format!("flag provided but not defined: -{other}")).into(),
+                );
+            }
+        }
+        i += 1;
+    }
+    serve(o)
+}
+
+/// A client of a running server.
+struct Client {
+    base: String,
+    agent: ureq::Agent,
+}
+
+fn attribute_pairs(list: &[String]) -> anyhow::Result<serde_json::Map<String, Value>> {
+    let mut out = serde_json::Map::new();
+    for a in list {
+        let Some((k, v)) = a.split_once('=') else {
+            return Err(super::UsageError(format!(
+                "attribute {a:?} is not KEY=VALUE (for example latency=100)"
+            ))
+            .into());
+        };
+        let value = v
+            .parse::<i64>()
+            .map(Value::from)
+            .unwrap_or_else(|_| v.parse::<f64>().map(Value::from).unwrap_or(Value::from(v)));
+        out.insert(k.to_string(), value);
+    }
+    Ok(out)
+}
+
+impl Client {
+    fn new(host: Option<&str>, port: Option<u16>) -> anyhow::Result<Client> {
+        let base = match (
+            host,
+            std::env::var("TOXIPROXY_URL")
+                .ok()
+                .filter(|u| !u.is_empty()),
+        ) {
+            (Some(h), _) if h.contains("://") => h.trim_end_matches('/').to_string(),
+            (Some(h), _) => format!("http://{h}:{}", port.unwrap_or(8474)),
+            (None, Some(url)) => url.trim_end_matches('/').to_string(),
+            (None, None) => format!("http://localhost:{}", port.unwrap_or(8474)),
+        };
+        let agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(Duration::from_secs(30)))
+            .user_agent(concat!("simian/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .new_agent();
+        Ok(Client { base, agent })
+    }
+
+    fn call(&self, method: &str, path: &str, body: Option<Value>) -> anyhow::Result<Option<Value>> {
+        let url = format!("{}{path}", self.base);
+        let response = match (method, body) {
+            ("GET", _) => self.agent.get(&url).call(),
+            ("DELETE", _) => self.agent.delete(&url).call(),
+            ("PATCH", b) => self
+                .agent
+                .patch(&url)
+                .header("content-type", "application/json")
+                .send(b.unwrap_or(Value::Null).to_string()),
+            (_, b) => self
+                .agent
+                .post(&url)
+                .header("content-type", "application/json")
+                .send(b.unwrap_or(Value::Null).to_string()),
+        };
+        let mut response = response.with_context(|| format!("cannot reach the proxy server at {}: is `simian proxy` running? (--host or TOXIPROXY_URL)", self.base))?;
+        let status = response.status().as_u16();
+        let text = response.body_mut().read_to_string().unwrap_or_default();
+        if status >= 400 {
+            let message = serde_json::from_str::<Value>(&text)
+                .ok()
+                .and_then(|v| v["error"].as_str().map(str::to_string))
+                .unwrap_or_else(|| text.trim().to_string());
+            bail!("HTTP {status}: {message}");
+        }
+        Ok(serde_json::from_str(&text).ok())
+    }
+
+    fn run(&self, command: ProxyCommand, json: bool) -> anyhow::Result<u8> {
+        match command {
+            ProxyCommand::List => {
+                let all = self.call("GET", "/proxies", None)?.unwrap_or(Value::Null);
+                if json {
+                    super::print_json(&all)?;
+                    return Ok(super::OK);
+                }
+                let rows: Vec<Vec<String>> = all
+                    .as_object()
+                    .map(|m| {
+                        m.values()
+                            .map(|p| {
+                                vec![
+                                    p["name"].as_str().unwrap_or_default().to_string(),
+                                    p["listen"].as_str().unwrap_or_default().to_string(),
+                                    p["upstream"].as_str().unwrap_or_default().to_string(),
+                                    if p["enabled"].as_bool() == Some(true) {
+                                        "enabled".into()
+                                    } else {
+                                        "disabled".into()
+                                    },
+                                    p["toxics"].as_array().map_or(0, Vec::len).to_string(),
+                                ]
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                print!(
+                    "{}",
+                    table(&["NAME", "LISTEN", "UPSTREAM", "ENABLED", "TOXICS"], &rows)
+                );
+                if rows.is_empty() && std::io::stdout().is_terminal() {
+                    println!(
+                        "no proxies: create one with `simian proxy create NAME --listen HOST:PORT --upstream HOST:PORT`"
+                    );
+                }
+            }
+            ProxyCommand::Inspect { proxy } => {
+                let p = self
+                    .call("GET", &format!("/proxies/{proxy}"), None)
+                    .with_context(|| format!("failed to retrieve proxy {proxy}"))?
+                    .unwrap_or(Value::Null);
+                if json {
+                    super::print_json(&p)?;
+                    return Ok(super::OK);
+                }
+                println!(
+                    "{}  {} -> {}  ({})",
+                    p["name"].as_str().unwrap_or_default(),
+                    p["listen"].as_str().unwrap_or_default(),
+                    p["upstream"].as_str().unwrap_or_default(),
+                    if p["enabled"].as_bool() == Some(true) {
+                        "enabled"
+                    } else {
+                        "disabled"
+                    }
+                );
+                let rows: Vec<Vec<String>> = p["toxics"]
+                    .as_array()
+                    .map(|ts| {
+                        ts.iter()
+                            .map(|t| {
+                                let mut attrs: Vec<String> = t["attributes"]
+                                    .as_object()
+                                    .map(|m| m.iter().map(|(k, v)| format!("{k}={v}")).collect())
+                                    .unwrap_or_default();
+                                attrs.sort();
+                                vec![
+                                    t["name"].as_str().unwrap_or_default().to_string(),
+                                    t["type"].as_str().unwrap_or_default().to_string(),
+                                    t["stream"].as_str().unwrap_or_default().to_string(),
+                                    format!("{:.2}", t["toxicity"].as_f64().unwrap_or(1.0)),
+                                    attrs.join(" "),
+                                ]
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                print!(
+                    "{}",
+                    table(
+                        &["TOXIC", "TYPE", "STREAM", "TOXICITY", "ATTRIBUTES"],
+                        &rows
+                    )
+                );
+            }
+            ProxyCommand::Create {
+                proxy,
+                listen,
+                upstream,
+            } => {
+                let body =
+                    serde_json::json!({"name": proxy, "listen": listen, "upstream": upstream});
+                let created = self
+                    .call("POST", "/proxies", Some(body))
+                    .context("failed to create proxy")?;
+                if json {
+                    super::print_json(&created)?;
+                } else {
+                    println!("Created new proxy {proxy}");
+                }
+            }
+            ProxyCommand::Toggle { proxy } => {
+                let p = self
+                    .call("GET", &format!("/proxies/{proxy}"), None)
+                    .with_context(|| format!("failed to retrieve proxy {proxy}"))?
+                    .unwrap_or(Value::Null);
+                let enable = p["enabled"].as_bool() != Some(true);
+                self.call(
+                    "POST",
+                    &format!("/proxies/{proxy}"),
+                    Some(serde_json::json!({"enabled": enable})),
+                )
+                .context("failed to toggle proxy")?;
+                println!(
+                    "Proxy {proxy} is now {}",
+                    if enable { "enabled" } else { "disabled" }
+                );
+            }
+            ProxyCommand::Delete { proxy } => {
+                self.call("DELETE", &format!("/proxies/{proxy}"), None)
+                    .context("failed to delete proxy")?;
+                println!("Deleted proxy {proxy}");
+            }
+            ProxyCommand::Toxic(ToxicCommand::Add {
+                proxy,
+                toxic_type,
+                name,
+                toxicity,
+                attributes,
+                upstream,
+                ..
+            }) => {
+                let stream = if upstream { "upstream" } else { "downstream" };
+                let mut body = serde_json::json!({"type": toxic_type, "stream": stream, "attributes": attribute_pairs(&attributes)?});
+                if let Some(n) = &name {
+                    body["name"] = Value::from(n.as_str());
+                }
+                if let Some(t) = toxicity {
+                    body["toxicity"] = Value::from(t);
+                }
+                let t = self
+                    .call("POST", &format!("/proxies/{proxy}/toxics"), Some(body))
+                    .context("failed to add toxic")?
+                    .unwrap_or(Value::Null);
+                println!(
+                    "Added {stream} {toxic_type} toxic '{}' on proxy '{proxy}'",
+                    t["name"].as_str().unwrap_or_default()
+                );
+            }
+            ProxyCommand::Toxic(ToxicCommand::Update {
+                proxy,
+                name,
+                toxicity,
+                attributes,
+            }) => {
+                let mut body = serde_json::json!({"attributes": attribute_pairs(&attributes)?});
+                if let Some(t) = toxicity {
+                    body["toxicity"] = Value::from(t);
+                }
+                self.call(
+                    "PATCH",
+                    &format!("/proxies/{proxy}/toxics/{name}"),
+                    Some(body),
+                )
+                .context("failed to update toxic")?;
+                println!("Updated toxic '{name}' on proxy '{proxy}'");
+            }
+            ProxyCommand::Toxic(ToxicCommand::Remove { proxy, name }) => {
+                self.call("DELETE", &format!("/proxies/{proxy}/toxics/{name}"), None)
+                    .context("failed to remove toxic")?;
+                println!("Removed toxic '{name}' on proxy '{proxy}'");
+            }
+        }
+        Ok(super::OK)
+    }
+}

@@ -1,0 +1,83 @@
+//! Stage one: `simian.toml` as written, with the spans needed to point at a line.
+//!
+//! Only this file and `resolve.rs` know about TOML. Every table denies unknown keys, so a
+//! typo is an error that names the key and its line instead of a silently ignored setting.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    #[serde(default)]
+    pub monkey: RawMonkey,
+    #[serde(default)]
+    pub store: RawStore,
+    pub outage: Option<Spanned<RawOutage>>,
+    #[serde(default)]
+    pub providers: BTreeMap<Spanned<String>, Spanned<RawProvider>>,
+    #[serde(default)]
+    pub apps: Vec<Spanned<RawApp>>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RawMonkey {
+    pub enabled: Option<bool>,
+    pub dry_run: Option<bool>,
+    pub time_zone: Option<Spanned<String>>,
+    pub start_hour: Option<Spanned<i64>>,
+    pub end_hour: Option<Spanned<i64>>,
+    pub work_days: Option<Spanned<Vec<Spanned<String>>>>,
+    pub holidays: Option<Vec<Spanned<String>>>,
+    pub max_kills_per_day: Option<Spanned<i64>>,
+    pub seed: Option<Spanned<i64>>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RawStore {
+    pub url: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawOutage {
+    pub command: Option<Spanned<Vec<String>>>,
+    pub http: Option<Spanned<String>>,
+    pub timeout: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawProvider {
+    pub kind: Spanned<String>,
+    pub grace_period: Option<Spanned<String>>,
+    pub selector: Option<Spanned<BTreeMap<String, String>>>,
+    pub path: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawApp {
+    pub name: Spanned<String>,
+    pub provider: Spanned<String>,
+    pub enabled: Option<bool>,
+    pub mean_time_between_kills: Option<Spanned<f64>>,
+    pub min_time_between_kills: Option<Spanned<i64>>,
+    pub grouping: Option<Spanned<String>>,
+    pub regions_independent: Option<bool>,
+    #[serde(default)]
+    pub exceptions: Vec<Spanned<RawException>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawException {
+    pub account: Option<String>,
+    pub region: Option<String>,
+    pub stack: Option<String>,
+    pub detail: Option<String>,
+}

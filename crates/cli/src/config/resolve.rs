@@ -1,0 +1,659 @@
+//! Stage two: validate every value and build typed settings.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use jiff::civil::{Date, Weekday};
+use jiff::tz::TimeZone;
+use serde::Serialize;
+use simian_core::Grouping;
+use simian_monkey::{AppPolicy, Calendar, Exception, Policy};
+use simian_providers::ProcessConfig;
+use toml::Spanned;
+
+use super::ConfigError;
+use super::raw::{RawApp, RawConfig, RawMonkey, RawOutage, RawProvider};
+
+/// Everything `simian.toml` says, validated.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// The file it came from.
+    pub path: PathBuf,
+    /// Its directory: relative paths in it are taken from here.
+    pub base_dir: PathBuf,
+    /// The monkey policy.
+    pub policy: Policy,
+    /// `[store] url`.
+    pub store_url: String,
+    /// `[outage]`, if any.
+    pub outage: Option<OutageSettings>,
+    /// `[providers.NAME]`.
+    pub providers: BTreeMap<String, ProviderSettings>,
+}
+
+/// How to ask whether there is an outage.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OutageSettings {
+    /// Run a command; it prints `true` (outage) or `false`.
+    Command {
+        /// argv.
+        argv: Vec<String>,
+        /// Time limit.
+        #[serde(with = "secs")]
+        timeout: Duration,
+    },
+    /// GET a URL; 200 with body `true` or `false`.
+    Http {
+        /// The URL.
+        url: String,
+        /// Time limit.
+        #[serde(with = "secs")]
+        timeout: Duration,
+    },
+}
+
+/// One configured provider.
+#[derive(Debug, Clone)]
+pub enum ProviderSettings {
+    /// `kind = "process"`.
+    Process(ProcessConfig),
+    /// `kind = "static"`, with the inventory file.
+    Static {
+        /// Resolved inventory path.
+        path: PathBuf,
+    },
+}
+
+mod secs {
+    pub fn serialize<S: serde::Serializer>(
+        d: &std::time::Duration,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&format!("{}s", d.as_secs_f64()))
+    }
+}
+
+const KINDS: [&str; 5] = ["process", "static", "docker", "aws", "kubernetes"];
+const DAY_NAMES: [(&str, Weekday); 7] = [
+    ("mon", Weekday::Monday),
+    ("tue", Weekday::Tuesday),
+    ("wed", Weekday::Wednesday),
+    ("thu", Weekday::Thursday),
+    ("fri", Weekday::Friday),
+    ("sat", Weekday::Saturday),
+    ("sun", Weekday::Sunday),
+];
+
+struct Ctx<'a> {
+    path: &'a Path,
+    text: &'a str,
+}
+
+impl Ctx<'_> {
+    fn line(&self, span: std::ops::Range<usize>) -> usize {
+        let end = span.start.min(self.text.len());
+        self.text[..end].matches('\n').count() + 1
+    }
+
+    fn err<T>(
+        &self,
+        spanned: &Spanned<T>,
+        message: impl Into<String>,
+        hint: impl Into<String>,
+    ) -> ConfigError {
+        ConfigError::at(
+            self.path,
+            self.line(spanned.span()),
+            message,
+            Some(hint.into()),
+        )
+    }
+}
+
+/// Validates `text`, the contents of `path`.
+pub fn resolve(path: &Path, text: &str) -> Result<Settings, ConfigError> {
+    let ctx = Ctx { path, text };
+    let raw: RawConfig = toml::from_str(text).map_err(|e| {
+        let line = e.span().map_or(0, |s| ctx.line(s));
+        let mut message = e.message().trim().replace("\n", " ");
+        if let Some(source) = text
+            .lines()
+            .nth(line.saturating_sub(1))
+            .filter(|_| line > 0)
+        {
+            message = format!("{message}\n  | {}", source.trim());
+        }
+        let hint = if message.contains("unknown field") {
+            Some(match suggestion(&message) {
+                Some(near) => format!("did you mean {near}? docs/config.md lists every key"),
+                None => {
+                    "remove the key or fix its spelling; docs/config.md lists every key".to_string()
+                }
+            })
+        } else if message.contains("invalid type") {
+            Some("check the value's type against docs/config.md (quotes make a string)".to_string())
+        } else {
+            None
+        };
+        ConfigError::at(path, line, message, hint)
+    })?;
+    let base_dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .map_or_else(|| PathBuf::from("."), Path::to_path_buf);
+
+    let calendar = calendar(&ctx, &raw.monkey)?;
+    let max_kills_per_day = match &raw.monkey.max_kills_per_day {
+        None => 100,
+        Some(v) if *v.get_ref() >= 0 && *v.get_ref() <= i64::from(u32::MAX) => *v.get_ref() as u32,
+        Some(v) => {
+            return Err(ctx.err(
+                v,
+                format!(
+                    "[monkey] max_kills_per_day = {} is out of range",
+                    v.get_ref()
+                ),
+                "use a whole number from 0 (no kills) up",
+            ));
+        }
+    };
+    let seed = match &raw.monkey.seed {
+        None => None,
+        Some(v) if *v.get_ref() >= 0 => Some(*v.get_ref() as u64),
+        Some(v) => {
+            return Err(ctx.err(
+                v,
+                format!("[monkey] seed = {} is negative", v.get_ref()),
+                "use a whole number >= 0",
+            ));
+        }
+    };
+
+    let mut providers = BTreeMap::new();
+    for (name, p) in &raw.providers {
+        providers.insert(name.get_ref().clone(), provider(&ctx, name, p, &base_dir)?);
+    }
+
+    let mut apps = Vec::new();
+    let mut names = BTreeSet::new();
+    for app in &raw.apps {
+        let resolved = app_policy(&ctx, app, &providers)?;
+        if !names.insert(resolved.name.clone()) {
+            return Err(ctx.err(
+                &app.get_ref().name,
+                format!("app {:?} is configured twice", resolved.name),
+                "merge the two [[apps]] entries",
+            ));
+        }
+        apps.push(resolved);
+    }
+
+    let store_url = match &raw.store.url {
+        None => "sqlite://simian.db".to_string(),
+        Some(url) => {
+            let u = url.get_ref();
+            if !(u.starts_with("sqlite://")
+                || u == "sqlite::memory:"
+                || u.starts_with("postgres://")
+                || u.starts_with("postgresql://"))
+            {
+                return Err(ctx.err(
+                    url,
+                    format!("[store] url {u:?} has an unsupported scheme"),
+                    "use sqlite://PATH or postgres://USER@HOST/DB",
+                ));
+            }
+            u.clone()
+        }
+    };
+
+    let outage = raw.outage.as_ref().map(|o| outage(&ctx, o)).transpose()?;
+
+    Ok(Settings {
+        path: path.to_path_buf(),
+        base_dir,
+        policy: Policy {
+            enabled: raw.monkey.enabled.unwrap_or(true),
+            dry_run: raw.monkey.dry_run.unwrap_or(true),
+            calendar,
+            max_kills_per_day,
+            seed,
+            apps,
+        },
+        store_url,
+        outage,
+        providers,
+    })
+}
+
+/// For "unknown field `x`, expected one of `a`, `b`": the expected key closest to `x`, if
+/// it is close enough to be a typo.
+fn suggestion(message: &str) -> Option<String> {
+    let mut quoted = message.split('`').skip(1).step_by(2);
+    let unknown = quoted.next()?;
+    quoted
+        .map(|k| (edit_distance(unknown, k), k))
+        .filter(|(d, k)| *d <= 2.max(k.len() / 4))
+        .min()
+        .map(|(_, k)| k.to_string())
+}
+
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut prev = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let cur = row[j + 1];
+            row[j + 1] = (prev + usize::from(ca != *cb)).min(row[j] + 1).min(cur + 1);
+            prev = cur;
+        }
+    }
+    row[b.len()]
+}
+
+fn hour(ctx: &Ctx, key: &str, v: &Option<Spanned<i64>>, default: u8) -> Result<u8, ConfigError> {
+    match v {
+        None => Ok(default),
+        Some(h) if (0..=24).contains(h.get_ref()) => Ok(*h.get_ref() as u8),
+        Some(h) => Err(ctx.err(
+            h,
+            format!("[monkey] {key} = {} is not an hour", h.get_ref()),
+            "use a whole hour from 0 to 24",
+        )),
+    }
+}
+
+fn calendar(ctx: &Ctx, m: &RawMonkey) -> Result<Calendar, ConfigError> {
+    let tz = match &m.time_zone {
+        None => TimeZone::get("America/Los_Angeles").map_err(|e| {
+            ConfigError::at(
+                ctx.path,
+                0,
+                format!("the default time zone is unavailable: {e}"),
+                None,
+            )
+        })?,
+        Some(name) => TimeZone::get(name.get_ref()).map_err(|_| {
+            ctx.err(
+                name,
+                format!(
+                    "[monkey] time_zone {:?} is not a known time zone",
+                    name.get_ref()
+                ),
+                "use an IANA name such as \"America/Los_Angeles\", \"Europe/Berlin\" or \"UTC\"",
+            )
+        })?,
+    };
+    let start = hour(ctx, "start_hour", &m.start_hour, 9)?;
+    let end = hour(ctx, "end_hour", &m.end_hour, 15)?;
+    if end <= start {
+        let at = m.end_hour.as_ref().or(m.start_hour.as_ref());
+        let line = at.map_or(0, |s| ctx.line(s.span()));
+        return Err(ConfigError::at(
+            ctx.path,
+            line,
+            format!("[monkey] end_hour ({end}) must be after start_hour ({start})"),
+            Some("kills happen in [start_hour, end_hour) local time, for example start_hour = 9, end_hour = 15".into()),
+        ));
+    }
+    let days = match &m.work_days {
+        None => DAY_NAMES[..5].iter().map(|(_, d)| *d).collect(),
+        Some(list) => {
+            let mut days = Vec::new();
+            for d in list.get_ref() {
+                let name = d.get_ref().to_ascii_lowercase();
+                let day = DAY_NAMES
+                    .iter()
+                    .find(|(n, _)| name == *n || name.starts_with(n) && weekday_full(n) == name);
+                match day {
+                    Some((_, w)) => days.push(*w),
+                    None => {
+                        return Err(ctx.err(
+                            d,
+                            format!("[monkey] work_days: {:?} is not a day", d.get_ref()),
+                            "use mon, tue, wed, thu, fri, sat or sun",
+                        ));
+                    }
+                }
+            }
+            if days.is_empty() {
+                return Err(ctx.err(list, "[monkey] work_days is empty", "name at least one day, for example [\"mon\", \"tue\", \"wed\", \"thu\", \"fri\"]"));
+            }
+            days
+        }
+    };
+    let mut holidays = Vec::new();
+    for h in m.holidays.iter().flatten() {
+        let date: Date = h.get_ref().parse().map_err(|_| {
+            ctx.err(
+                h,
+                format!("[monkey] holidays: {:?} is not a date", h.get_ref()),
+                "write dates as \"YYYY-MM-DD\", for example \"2026-12-25\"",
+            )
+        })?;
+        holidays.push(date);
+    }
+    Calendar::new(tz, start, end, &days, holidays)
+        .map_err(|e| ConfigError::at(ctx.path, 0, format!("[monkey] {e}"), None))
+}
+
+fn weekday_full(short: &str) -> &'static str {
+    match short {
+        "mon" => "monday",
+        "tue" => "tuesday",
+        "wed" => "wednesday",
+        "thu" => "thursday",
+        "fri" => "friday",
+        "sat" => "saturday",
+        _ => "sunday",
+    }
+}
+
+fn provider(
+    ctx: &Ctx,
+    name: &Spanned<String>,
+    p: &Spanned<RawProvider>,
+    base_dir: &Path,
+) -> Result<ProviderSettings, ConfigError> {
+    let raw = p.get_ref();
+    let kind = raw.kind.get_ref().as_str();
+    let section = format!("[providers.{}]", name.get_ref());
+    let only = |key: &str,
+                spanned: Option<std::ops::Range<usize>>,
+                for_kind: &str|
+     -> Result<(), ConfigError> {
+        match spanned {
+            Some(span) => Err(ConfigError::at(
+                ctx.path,
+                ctx.line(span),
+                format!(
+                    "{section}: {key} is a setting of kind = \"{for_kind}\", not of kind = \"{kind}\""
+                ),
+                Some(format!("remove {key}, or change the kind")),
+            )),
+            None => Ok(()),
+        }
+    };
+    match kind {
+        "process" => {
+            only("path", raw.path.as_ref().map(|s| s.span()), "static")?;
+            let mut config = ProcessConfig::default();
+            if let Some(g) = &raw.grace_period {
+                config.grace_period = duration(ctx, g, &format!("{section} grace_period"))?;
+            }
+            if let Some(s) = &raw.selector {
+                config.selector = s
+                    .get_ref()
+                    .iter()
+                    .map(|(k, v)| (k.to_ascii_lowercase(), v.clone()))
+                    .collect();
+            }
+            Ok(ProviderSettings::Process(config))
+        }
+        "static" => {
+            only(
+                "grace_period",
+                raw.grace_period.as_ref().map(|s| s.span()),
+                "process",
+            )?;
+            only(
+                "selector",
+                raw.selector.as_ref().map(|s| s.span()),
+                "process",
+            )?;
+            let Some(path) = &raw.path else {
+                return Err(ctx.err(
+                    &raw.kind,
+                    format!("{section}: kind = \"static\" needs path, the inventory file"),
+                    "add path = \"inventory.json\" (JSON or TOML, relative to this file)",
+                ));
+            };
+            Ok(ProviderSettings::Static {
+                path: base_dir.join(path.get_ref()),
+            })
+        }
+        other if KINDS.contains(&other) => Err(ctx.err(
+            &raw.kind,
+            format!("{section}: kind = \"{other}\" is not available in this build yet"),
+            "use kind = \"process\" or kind = \"static\"",
+        )),
+        other => Err(ctx.err(
+            &raw.kind,
+            format!("{section}: unknown kind {other:?}"),
+            format!("use one of {}", KINDS.join(", ")),
+        )),
+    }
+}
+
+fn duration(ctx: &Ctx, v: &Spanned<String>, key: &str) -> Result<Duration, ConfigError> {
+    let parsed: Result<jiff::SignedDuration, _> = v.get_ref().parse();
+    match parsed.ok().and_then(|d| Duration::try_from(d).ok()) {
+        Some(d) => Ok(d),
+        None => Err(ctx.err(
+            v,
+            format!("{key} = {:?} is not a duration", v.get_ref()),
+            "write a duration such as \"10s\", \"500ms\" or \"2m\"",
+        )),
+    }
+}
+
+fn outage(ctx: &Ctx, o: &Spanned<RawOutage>) -> Result<OutageSettings, ConfigError> {
+    let raw = o.get_ref();
+    let timeout = match &raw.timeout {
+        Some(t) => duration(ctx, t, "[outage] timeout")?,
+        None => Duration::from_secs(10),
+    };
+    match (&raw.command, &raw.http) {
+        (Some(cmd), None) => {
+            if cmd.get_ref().is_empty() || cmd.get_ref()[0].is_empty() {
+                return Err(ctx.err(cmd, "[outage] command is empty", "give the program and its arguments, for example [\"/usr/local/bin/is-outage\"]"));
+            }
+            Ok(OutageSettings::Command {
+                argv: cmd.get_ref().clone(),
+                timeout,
+            })
+        }
+        (None, Some(url)) => {
+            if !url.get_ref().starts_with("http://") {
+                return Err(ctx.err(
+                    url,
+                    format!("[outage] http {:?} is not an http:// URL", url.get_ref()),
+                    "use an http://HOST:PORT/PATH URL that answers 200 with true or false",
+                ));
+            }
+            Ok(OutageSettings::Http {
+                url: url.get_ref().clone(),
+                timeout,
+            })
+        }
+        (Some(_), Some(url)) => Err(ctx.err(
+            url,
+            "[outage] has both command and http",
+            "keep one of the two",
+        )),
+        (None, None) => Err(ctx.err(
+            o,
+            "[outage] has neither command nor http",
+            "add command = [\"...\"] or http = \"http://...\", or remove [outage]",
+        )),
+    }
+}
+
+fn app_policy(
+    ctx: &Ctx,
+    spanned: &Spanned<RawApp>,
+    providers: &BTreeMap<String, ProviderSettings>,
+) -> Result<AppPolicy, ConfigError> {
+    let app = spanned.get_ref();
+    let name = app.name.get_ref().clone();
+    if name.is_empty() {
+        return Err(ctx.err(
+            &app.name,
+            "[[apps]] name is empty",
+            "name the app as its instances carry it (SIMIAN_APP for processes)",
+        ));
+    }
+    let section = format!("[[apps]] {name:?}");
+    let provider = app.provider.get_ref().clone();
+    if !providers.contains_key(&provider) {
+        let known: Vec<&str> = providers.keys().map(String::as_str).collect();
+        let hint = if known.is_empty() {
+            format!("add a [providers.{provider}] table with a kind")
+        } else {
+            format!(
+                "configured providers: {}; or add [providers.{provider}]",
+                known.join(", ")
+            )
+        };
+        return Err(ctx.err(
+            &app.provider,
+            format!("{section}: provider {provider:?} is not configured"),
+            hint,
+        ));
+    }
+    let mean = match &app.mean_time_between_kills {
+        None => 5.0,
+        Some(m) if m.get_ref().is_finite() && *m.get_ref() > 0.0 => *m.get_ref(),
+        Some(m) => {
+            return Err(ctx.err(m, format!("{section}: mean_time_between_kills = {} must be greater than 0", m.get_ref()), "it is the mean number of work days between kills in a group; 1 kills every day, 5 about once a week"));
+        }
+    };
+    let min = match &app.min_time_between_kills {
+        None => 1,
+        Some(m) if *m.get_ref() >= 0 && *m.get_ref() <= 3650 => *m.get_ref() as u32,
+        Some(m) => {
+            return Err(ctx.err(
+                m,
+                format!(
+                    "{section}: min_time_between_kills = {} is out of range",
+                    m.get_ref()
+                ),
+                "use a whole number of work days from 0 up",
+            ));
+        }
+    };
+    let grouping = match app.grouping.as_ref().map(|g| (g, g.get_ref().as_str())) {
+        None => Grouping::Cluster,
+        Some((_, "app")) => Grouping::App,
+        Some((_, "stack")) => Grouping::Stack,
+        Some((_, "cluster")) => Grouping::Cluster,
+        Some((g, other)) => {
+            return Err(ctx.err(
+                g,
+                format!("{section}: grouping {other:?} is not app, stack or cluster"),
+                "use grouping = \"app\", \"stack\" or \"cluster\"",
+            ));
+        }
+    };
+    let mut exceptions = Vec::new();
+    for e in &app.exceptions {
+        let raw = e.get_ref();
+        let field = |key: &str, v: &Option<String>| -> Result<String, ConfigError> {
+            match v {
+                Some(v) if !v.is_empty() || key == "stack" || key == "detail" => Ok(v.clone()),
+                _ => Err(ctx.err(
+                    e,
+                    format!("{section}: an exception needs {key}"),
+                    "give account, region, stack and detail; \"*\" matches anything",
+                )),
+            }
+        };
+        exceptions.push(Exception {
+            account: field("account", &raw.account)?,
+            region: field("region", &raw.region)?,
+            stack: field("stack", &raw.stack)?,
+            detail: field("detail", &raw.detail)?,
+        });
+    }
+    Ok(AppPolicy {
+        name,
+        provider,
+        enabled: app.enabled.unwrap_or(true),
+        mean_time_between_kills: mean,
+        min_time_between_kills: min,
+        grouping,
+        regions_independent: app.regions_independent.unwrap_or(false),
+        exceptions,
+    })
+}
+
+impl Settings {
+    /// The resolved configuration as JSON, every default filled in.
+    pub fn to_json(&self) -> serde_json::Value {
+        let p = &self.policy;
+        let c = &p.calendar;
+        let work_days = c.work_days();
+        let days: Vec<&str> = DAY_NAMES
+            .iter()
+            .filter(|(_, d)| work_days.contains(d))
+            .map(|(n, _)| *n)
+            .collect();
+        let providers: serde_json::Map<String, serde_json::Value> = self
+            .providers
+            .iter()
+            .map(|(name, p)| {
+                let v = match p {
+                    ProviderSettings::Process(c) => serde_json::json!({
+                        "kind": "process",
+                        "grace_period": format!("{}s", c.grace_period.as_secs_f64()),
+                        "selector": c.selector,
+                    }),
+                    ProviderSettings::Static { path } => {
+                        serde_json::json!({"kind": "static", "path": path})
+                    }
+                };
+                (name.clone(), v)
+            })
+            .collect();
+        serde_json::json!({
+            "config": self.path,
+            "monkey": {
+                "enabled": p.enabled,
+                "dry_run": p.dry_run,
+                "time_zone": c.time_zone().iana_name().unwrap_or("UTC"),
+                "start_hour": c.start_hour(),
+                "end_hour": c.end_hour(),
+                "work_days": days,
+                "holidays": c.holidays().iter().map(ToString::to_string).collect::<Vec<_>>(),
+                "max_kills_per_day": p.max_kills_per_day,
+                "seed": p.seed,
+            },
+            "store": { "url": simian_store::redact(&self.store_url) },
+            "outage": self.outage,
+            "providers": providers,
+            "apps": p.apps.iter().map(|a| serde_json::json!({
+                "name": a.name,
+                "provider": a.provider,
+                "enabled": a.enabled,
+                "mean_time_between_kills": a.mean_time_between_kills,
+                "min_time_between_kills": a.min_time_between_kills,
+                "grouping": a.grouping.as_str(),
+                "regions_independent": a.regions_independent,
+                "daily_kill_probability": a.daily_probability(),
+                "exceptions": a.exceptions.iter().map(|e| serde_json::json!({
+                    "account": e.account, "region": e.region, "stack": e.stack, "detail": e.detail,
+                })).collect::<Vec<_>>(),
+            })).collect::<Vec<_>>(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn suggests_the_nearest_key() {
+        let m = "unknown field `mean_time_between_kill`, expected one of `name`, `mean_time_between_kills`, `min_time_between_kills`";
+        assert_eq!(suggestion(m).as_deref(), Some("mean_time_between_kills"));
+        assert_eq!(
+            suggestion("unknown field `zzzzzz`, expected one of `name`, `provider`"),
+            None
+        );
+        assert_eq!(edit_distance("kitten", "sitting"), 3);
+    }
+}

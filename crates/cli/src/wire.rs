@@ -1,0 +1,65 @@
+//! Wiring: the only place that names concrete providers, stores and checks.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context;
+use simian_core::{Clock, LogNotifier, Provider, Store};
+use simian_monkey::{Engine, Policy, PolicySource};
+use simian_providers::{ProcessProvider, StaticProvider};
+
+use crate::config::{self, ConfigError, ProviderSettings, Settings};
+
+/// Builds every configured provider. A bad inventory file is a configuration error.
+pub fn providers(settings: &Settings) -> Result<BTreeMap<String, Arc<dyn Provider>>, ConfigError> {
+    let mut out: BTreeMap<String, Arc<dyn Provider>> = BTreeMap::new();
+    for (name, p) in &settings.providers {
+        let provider: Arc<dyn Provider> = match p {
+            ProviderSettings::Process(c) => Arc::new(ProcessProvider::new(name.clone(), c.clone())),
+            ProviderSettings::Static { path } => Arc::new(
+                StaticProvider::open(name.clone(), path.clone()).map_err(|e| ConfigError {
+                    location: settings.path.display().to_string(),
+                    message: format!("[providers.{name}]: {e}"),
+                    hint: Some("fix the inventory file, or point path at another one".into()),
+                })?,
+            ),
+        };
+        out.insert(name.clone(), provider);
+    }
+    Ok(out)
+}
+
+/// Opens the configured store.
+pub fn store(settings: &Settings) -> anyhow::Result<Arc<dyn Store>> {
+    simian_store::open(&settings.store_url, &settings.base_dir)
+        .with_context(|| format!("[store] url in {}", settings.path.display()))
+}
+
+/// The policy, re-read from the config file at every kill.
+pub struct FilePolicy {
+    path: PathBuf,
+}
+
+impl PolicySource for FilePolicy {
+    fn load(&self) -> Result<Policy, String> {
+        config::load(&self.path)
+            .map(|s| s.policy)
+            .map_err(|e| e.to_string())
+    }
+}
+
+/// The engine over everything the config names.
+pub fn engine(settings: &Settings, clock: Arc<dyn Clock>) -> anyhow::Result<Arc<Engine>> {
+    Ok(Arc::new(Engine::new(
+        providers(settings)?,
+        store(settings)?,
+        clock,
+        Arc::from(crate::outage::build(settings.outage.as_ref())),
+        Arc::new(LogNotifier),
+        Arc::new(FilePolicy {
+            path: settings.path.clone(),
+        }),
+        rand::random(),
+    )))
+}

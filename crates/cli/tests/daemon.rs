@@ -1,0 +1,238 @@
+//! `simian monkey` under crashes: SIGKILL it at random moments, restart it, and the history
+//! must be exact: every planned kill fired once, none lost, none twice.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod util;
+
+use std::collections::BTreeSet;
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use jiff::civil::date;
+use rand::{Rng, SeedableRng};
+use simian_core::{
+    Claim, ClaimResult, EntryStatus, Group, Grouping, HistoryFilter, Instance, Origin,
+    TerminationState,
+};
+use util::{Sandbox, config, inventory};
+
+struct Daemon(Child);
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn start(s: &Sandbox, args: &[&str]) -> Daemon {
+    let mut cmd = s.command(&[&["monkey"], args].concat());
+    cmd.stdout(Stdio::null()).stderr(Stdio::null());
+    Daemon(cmd.spawn().unwrap())
+}
+
+fn signal(d: &Daemon, sig: rustix::process::Signal) {
+    let pid = rustix::process::Pid::from_raw(d.0.id() as i32).unwrap();
+    rustix::process::kill_process(pid, sig).unwrap();
+}
+
+#[test]
+fn sigkill_and_restart_lose_nothing_and_repeat_nothing() {
+    let mut stores = vec!["sqlite://simian.db".to_string()];
+    stores.extend(util::postgres_url("crash"));
+    for store_url in stores {
+        let s = Sandbox::new();
+        let groups = 30;
+        s.write("inventory.json", &inventory(groups));
+        s.write(
+            "simian.toml",
+            &config("dry_run = false\nseed = 5", "mean_time_between_kills = 1\nmin_time_between_kills = 1\nexceptions = [{ account = \"prod\", region = \"*\", stack = \"prod\", detail = \"canary\" }]", &store_url),
+        );
+        // Monday 2 March 2026, 08:58 in Los Angeles, one simulated hour per real second.
+        let anchor = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_secs_f64();
+        let anchor = format!("{anchor}");
+        let clock = [
+            "--clock-start",
+            "2026-03-02T16:58:00Z",
+            "--clock-speed",
+            "3600",
+            "--clock-anchor",
+            anchor.as_str(),
+        ];
+        let began = Instant::now();
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(99);
+        let mut crashes = 0;
+        // The window closes 6 h 2 min of simulated time later: about 6 s of real time.
+        while began.elapsed() < Duration::from_millis(6300) {
+            let d = start(&s, &clock);
+            std::thread::sleep(Duration::from_millis(rng.random_range(120..600)));
+            signal(&d, rustix::process::Signal::KILL);
+            crashes += 1;
+        }
+        // A last run past the window's end, stopped cleanly.
+        let mut d = start(&s, &clock);
+        std::thread::sleep(Duration::from_millis(800));
+        signal(&d, rustix::process::Signal::TERM);
+        let status = d.0.wait().unwrap();
+        assert!(
+            status.success(),
+            "{store_url}: SIGTERM stops the daemon cleanly ({status})"
+        );
+        assert!(crashes >= 8, "{crashes} crashes");
+
+        let store = simian_store::open(&store_url, s.path()).unwrap();
+        let schedule = store
+            .schedule(date(2026, 3, 2))
+            .unwrap()
+            .expect("the day's schedule was persisted");
+        assert_eq!(schedule.seed, 5);
+        assert_eq!(
+            schedule.entries.len(),
+            groups,
+            "{store_url}: μ = 1 plans a kill in every group"
+        );
+        assert!(
+            schedule
+                .entries
+                .iter()
+                .all(|e| e.status == EntryStatus::Fired),
+            "{store_url}: {:?}",
+            schedule
+                .entries
+                .iter()
+                .filter(|e| e.status != EntryStatus::Fired)
+                .collect::<Vec<_>>()
+        );
+        let kills = store.terminations(&HistoryFilter::default()).unwrap();
+        assert_eq!(
+            kills.len(),
+            groups,
+            "{store_url}: one termination per planned kill, none twice"
+        );
+        let entries: BTreeSet<i64> = kills.iter().map(|k| k.schedule_entry.unwrap()).collect();
+        assert_eq!(entries.len(), groups);
+        let clusters: BTreeSet<&str> = kills.iter().map(|k| k.cluster.as_str()).collect();
+        assert_eq!(clusters.len(), groups, "one kill per group");
+        assert!(
+            kills
+                .iter()
+                .all(|k| k.state == TerminationState::Killed && !k.dry_run),
+            "{kills:?}"
+        );
+        for (k, e) in kills.iter().zip(schedule.entries.iter()) {
+            assert!(
+                k.recorded_at >= e.time,
+                "a kill never fires before its planned minute"
+            );
+        }
+        assert!(store.unfinished().unwrap().is_empty());
+        assert!(
+            store
+                .refusals(&HistoryFilter::default())
+                .unwrap()
+                .is_empty()
+        );
+
+        // A restart the next morning reuses the stored schedule instead of drawing another.
+        let again = store
+            .save_schedule(&simian_core::NewSchedule {
+                date: date(2026, 3, 2),
+                seed: 6,
+                made_at: jiff::Timestamp::now(),
+                kills: vec![],
+            })
+            .unwrap();
+        assert_eq!(again.seed, 5);
+    }
+}
+
+/// A termination recorded just before a crash (action not yet confirmed) is finished by the
+/// next daemon on the same instance, once: a real process that this test spawned.
+#[test]
+fn a_kill_recorded_before_a_crash_is_resumed_on_restart() {
+    let s = Sandbox::new();
+    let run = format!(
+        "resume-{}-{}",
+        std::process::id(),
+        jiff::Timestamp::now().as_nanosecond()
+    );
+    s.write(
+        "simian.toml",
+        &format!(
+            "[monkey]\ndry_run = false\n[store]\nurl = \"sqlite://simian.db\"\n\
+             [providers.local]\nkind = \"process\"\ngrace_period = \"2s\"\nselector = {{ run = \"{run}\" }}\n\
+             [[apps]]\nname = \"resume\"\nprovider = \"local\"\nenabled = false\n"
+        ),
+    );
+    let mut victim = std::process::Command::new("sleep")
+        .arg("600")
+        .env("SIMIAN_APP", "resume")
+        .env("SIMIAN_LABEL_RUN", &run)
+        .spawn()
+        .unwrap();
+    let mut bystander = std::process::Command::new("sleep")
+        .arg("600")
+        .env("SIMIAN_APP", "resume")
+        .env("SIMIAN_LABEL_RUN", &run)
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    let stat = std::fs::read_to_string(format!("/proc/{}/stat", victim.id())).unwrap();
+    let started: u64 = stat[stat.rfind(')').unwrap() + 1..]
+        .split_whitespace()
+        .nth(19)
+        .unwrap()
+        .parse()
+        .unwrap();
+    let instance = Instance::builder(format!("{}@{started}", victim.id()), "resume").build();
+
+    // The crash: recorded, never acted on.
+    let store = simian_store::open("sqlite://simian.db", s.path()).unwrap();
+    let now = jiff::Timestamp::now();
+    let claim = Claim {
+        group: Group::of(&instance, Grouping::Cluster, false),
+        instance,
+        provider: "local".into(),
+        dry_run: false,
+        origin: Origin::Manual,
+        schedule_entry: None,
+        at: now,
+        day_start: now - jiff::SignedDuration::from_hours(1),
+        day_end: now + jiff::SignedDuration::from_hours(1),
+        max_kills_per_day: 10,
+        min_time_threshold: now,
+    };
+    assert!(matches!(
+        store.claim(&claim).unwrap(),
+        ClaimResult::Recorded(_)
+    ));
+    assert_eq!(store.unfinished().unwrap().len(), 1);
+
+    let d = start(&s, &[]);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !store.unfinished().unwrap().is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "the daemon did not resume the termination"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    signal(&d, rustix::process::Signal::TERM);
+    let kills = store.terminations(&HistoryFilter::default()).unwrap();
+    assert_eq!(kills.len(), 1);
+    assert_eq!(kills[0].state, TerminationState::Killed, "{:?}", kills[0]);
+    assert!(
+        victim.wait().unwrap().code().is_none(),
+        "the victim died of a signal"
+    );
+    assert!(
+        bystander.try_wait().unwrap().is_none(),
+        "nothing else was touched"
+    );
+    let _ = bystander.kill();
+    let _ = bystander.wait();
+}

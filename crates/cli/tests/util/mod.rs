@@ -1,0 +1,141 @@
+//! Runs the real `simian` binary in a fresh temporary directory.
+#![allow(dead_code)]
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+pub struct Sandbox {
+    pub dir: tempfile::TempDir,
+}
+
+impl Sandbox {
+    pub fn new() -> Sandbox {
+        Sandbox {
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn write(&self, name: &str, text: &str) -> PathBuf {
+        let p = self.path().join(name);
+        std::fs::write(&p, text).unwrap();
+        p
+    }
+
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_simian"));
+        c.args(args)
+            .current_dir(self.path())
+            .env_remove("SIMIAN_CONFIG")
+            .env_remove("SIMIAN_LOG")
+            .stdin(Stdio::null());
+        c
+    }
+
+    pub fn run(&self, args: &[&str]) -> Run {
+        Run(self.command(args).output().unwrap())
+    }
+}
+
+pub struct Run(pub Output);
+
+impl Run {
+    pub fn code(&self) -> i32 {
+        self.0.status.code().unwrap_or(-1)
+    }
+    pub fn stdout(&self) -> String {
+        String::from_utf8_lossy(&self.0.stdout).into_owned()
+    }
+    pub fn stderr(&self) -> String {
+        String::from_utf8_lossy(&self.0.stderr).into_owned()
+    }
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.0.stdout).unwrap_or_else(|e| {
+            panic!(
+                "not JSON ({e}): {}\nstderr: {}",
+                self.stdout(),
+                self.stderr()
+            )
+        })
+    }
+    #[track_caller]
+    pub fn expect(&self, code: i32) -> &Run {
+        assert_eq!(
+            self.code(),
+            code,
+            "stdout:\n{}\nstderr:\n{}",
+            self.stdout(),
+            self.stderr()
+        );
+        self
+    }
+}
+
+/// A static inventory: `clusters` clusters of app `web` with two instances each, plus a
+/// canary cluster.
+pub fn inventory(clusters: usize) -> String {
+    let mut instances: Vec<serde_json::Value> = (0..clusters)
+        .flat_map(|c| {
+            (0..2).map(move |n| {
+                serde_json::json!({"id": format!("i-{c}-{n}"), "app": "web", "account": "prod", "region": "us-east-1",
+                    "zone": format!("us-east-1{}", ["a", "b"][n]), "stack": "prod", "detail": format!("c{c}")})
+            })
+        })
+        .collect();
+    instances.push(serde_json::json!({"id": "i-canary", "app": "web", "account": "prod", "region": "us-east-1", "stack": "prod", "detail": "canary"}));
+    serde_json::json!({ "instances": instances }).to_string()
+}
+
+/// A config over a static inventory, with `extra` appended to [monkey] and the app.
+pub fn config(monkey: &str, app: &str, store: &str) -> String {
+    format!(
+        "[monkey]\ntime_zone = \"America/Los_Angeles\"\n{monkey}\n\n[store]\nurl = \"{store}\"\n\n\
+         [providers.inv]\nkind = \"static\"\npath = \"inventory.json\"\n\n\
+         [[apps]]\nname = \"web\"\nprovider = \"inv\"\n{app}\n"
+    )
+}
+
+/// A loopback port that was free a moment ago.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// The PostgreSQL test server, if configured (CI requires it).
+pub fn postgres_url(tag: &str) -> Option<String> {
+    let url = match std::env::var("SIMIAN_TEST_POSTGRES_URL") {
+        Ok(u) if !u.is_empty() => u,
+        _ => {
+            assert!(
+                std::env::var("CI").is_err(),
+                "CI must run the PostgreSQL tests: set SIMIAN_TEST_POSTGRES_URL"
+            );
+            eprintln!(
+                "skipping PostgreSQL: SIMIAN_TEST_POSTGRES_URL is not set (bash .ci/run sets it)"
+            );
+            return None;
+        }
+    };
+    let name = format!(
+        "simian_cli_{tag}_{}_{}",
+        std::process::id(),
+        jiff::Timestamp::now().as_nanosecond() % 1_000_000_000
+    );
+    let mut client = postgres::Client::connect(&url, postgres::NoTls)
+        .expect("connect to the test PostgreSQL server");
+    client
+        .batch_execute(&format!("CREATE DATABASE {name}"))
+        .unwrap();
+    let base = url
+        .rsplit_once('/')
+        .map_or(url.as_str(), |(b, _)| b)
+        .to_string();
+    Some(format!("{base}/{name}"))
+}

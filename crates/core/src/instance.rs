@@ -1,0 +1,198 @@
+//! The unit that can be killed, and the Netflix naming convention that names its cluster.
+//!
+//! A cluster is `app-stack-detail` (Frigga): the app is everything before the first dash, the
+//! stack what lies between the first and second dash, the detail the rest. Providers may give
+//! a cluster explicitly; [`Instance::normalize`] fills in whichever side is missing so that
+//! grouping and exceptions always see both.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// Cluster name suffixes that are never eligible for a kill (as in Chaos Monkey 2).
+pub const NEVER_ELIGIBLE_SUFFIXES: [&str; 4] = ["-canary", "-baseline", "-citrus", "-citrusproxy"];
+
+/// True when `cluster` ends with one of [`NEVER_ELIGIBLE_SUFFIXES`].
+pub fn is_never_eligible_cluster(cluster: &str) -> bool {
+    NEVER_ELIGIBLE_SUFFIXES
+        .iter()
+        .any(|suffix| cluster.ends_with(suffix))
+}
+
+/// One killable thing: a process, a container, an EC2 instance, a pod.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Instance {
+    /// Provider-specific identity, stable for the life of the instance.
+    pub id: String,
+    /// Application name.
+    pub app: String,
+    /// Account (a cloud account, a cluster, `local`).
+    pub account: String,
+    /// Region.
+    pub region: String,
+    /// Availability zone; empty when the provider has none.
+    pub zone: String,
+    /// Stack, the second part of the cluster name; may be empty.
+    pub stack: String,
+    /// Detail, the third part of the cluster name; may be empty.
+    pub detail: String,
+    /// Cluster name, `app-stack-detail` unless the provider gives it.
+    pub cluster: String,
+    /// Free-form labels.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+}
+
+impl Instance {
+    /// Starts building an instance with the two fields every instance has.
+    pub fn builder(id: impl Into<String>, app: impl Into<String>) -> InstanceBuilder {
+        InstanceBuilder {
+            instance: Instance {
+                id: id.into(),
+                app: app.into(),
+                account: "local".into(),
+                region: "local".into(),
+                ..Instance::default()
+            },
+        }
+    }
+
+    /// Fills in the cluster from app, stack and detail, or stack and detail from the cluster,
+    /// whichever is missing.
+    pub fn normalize(&mut self) {
+        if self.cluster.is_empty() {
+            self.cluster = ClusterName::join(&self.app, &self.stack, &self.detail);
+        } else if self.stack.is_empty() && self.detail.is_empty() {
+            let parsed = ClusterName::parse(&self.cluster);
+            self.stack = parsed.stack;
+            self.detail = parsed.detail;
+        }
+    }
+}
+
+/// Builder for [`Instance`], mostly for tests and inventories.
+#[derive(Debug, Clone)]
+pub struct InstanceBuilder {
+    instance: Instance,
+}
+
+macro_rules! setter {
+    ($($field:ident),*) => {$(
+        #[doc = concat!("Sets `", stringify!($field), "`.")]
+        pub fn $field(mut self, value: impl Into<String>) -> Self {
+            self.instance.$field = value.into();
+            self
+        }
+    )*};
+}
+
+impl InstanceBuilder {
+    setter!(account, region, zone, stack, detail, cluster);
+
+    /// Adds a label.
+    pub fn label(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.instance.labels.insert(key.into(), value.into());
+        self
+    }
+
+    /// Finishes the instance, deriving the cluster name or its parts.
+    pub fn build(mut self) -> Instance {
+        self.instance.normalize();
+        self.instance
+    }
+}
+
+/// The parts of a cluster name under the Netflix (Frigga) convention.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClusterName {
+    /// Everything before the first dash.
+    pub app: String,
+    /// Between the first and the second dash.
+    pub stack: String,
+    /// Everything after the second dash.
+    pub detail: String,
+}
+
+impl ClusterName {
+    /// Parses `app-stack-detail`, dropping a server group's push suffix (`-v123`) first.
+    pub fn parse(name: &str) -> ClusterName {
+        let name = strip_push_suffix(name);
+        let mut parts = name.splitn(3, '-');
+        ClusterName {
+            app: parts.next().unwrap_or_default().to_string(),
+            stack: parts.next().unwrap_or_default().to_string(),
+            detail: parts.next().unwrap_or_default().to_string(),
+        }
+    }
+
+    /// Joins the parts: `app`, `app-stack`, `app-stack-detail` or `app--detail`.
+    pub fn join(app: &str, stack: &str, detail: &str) -> String {
+        match (stack.is_empty(), detail.is_empty()) {
+            (true, true) => app.to_string(),
+            (false, true) => format!("{app}-{stack}"),
+            _ => format!("{app}-{stack}-{detail}"),
+        }
+    }
+}
+
+fn strip_push_suffix(name: &str) -> &str {
+    if let Some(pos) = name.rfind("-v") {
+        let digits = &name[pos + 2..];
+        if digits.len() >= 3 && digits.bytes().all(|b| b.is_ascii_digit()) {
+            return &name[..pos];
+        }
+    }
+    name
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cluster_names_round_trip() {
+        let cases = [
+            ("app", "", "", "app"),
+            ("app", "prod", "", "app-prod"),
+            ("app", "prod", "east", "app-prod-east"),
+            ("app", "", "east", "app--east"),
+            ("app", "prod", "a-b", "app-prod-a-b"),
+        ];
+        for (app, stack, detail, cluster) in cases {
+            assert_eq!(ClusterName::join(app, stack, detail), cluster);
+            let parsed = ClusterName::parse(cluster);
+            assert_eq!(
+                (
+                    parsed.app.as_str(),
+                    parsed.stack.as_str(),
+                    parsed.detail.as_str()
+                ),
+                (app, stack, detail)
+            );
+        }
+    }
+
+    #[test]
+    fn push_suffix_is_dropped() {
+        assert_eq!(ClusterName::parse("app-prod-v012").stack, "prod");
+        assert_eq!(ClusterName::parse("app-prod-v012").detail, "");
+        assert_eq!(ClusterName::parse("app-prod-vip").detail, "vip");
+    }
+
+    #[test]
+    fn normalize_fills_either_side() {
+        let a = Instance::builder("1", "web")
+            .cluster("web-prod-east")
+            .build();
+        assert_eq!((a.stack.as_str(), a.detail.as_str()), ("prod", "east"));
+        let b = Instance::builder("1", "web").stack("prod").build();
+        assert_eq!(b.cluster, "web-prod");
+    }
+
+    #[test]
+    fn never_eligible_suffixes() {
+        assert!(is_never_eligible_cluster("web-prod-canary"));
+        assert!(is_never_eligible_cluster("web-citrusproxy"));
+        assert!(!is_never_eligible_cluster("web-canaryish"));
+    }
+}

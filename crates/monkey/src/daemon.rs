@@ -1,0 +1,284 @@
+//! `simian monkey`: makes each work day's schedule once and fires it through the engine.
+//!
+//! Restart-safe by construction: the schedule is persisted (a restart reuses it), each entry
+//! moves out of `pending` in the same store transaction that records what happened to it, and
+//! terminations recorded before a crash are resumed at start. A planned kill whose window
+//! closed while the daemon was down is recorded as missed, never fired late.
+//!
+//! Due entries fire concurrently, each on its own thread: a kill waits for a verified death
+//! (up to its grace period), and one slow kill must not delay the others. The store's atomic
+//! claim makes a second attempt at the same entry a no-op, and an in-flight set keeps the
+//! daemon from even trying.
+
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use jiff::Timestamp;
+use jiff::civil::Date;
+use simian_core::{Check, Origin, Refusal, Schedule, ScheduleEntry};
+
+use crate::schedule::{Fleet, collect_fleet, plan, stream_seed};
+use crate::{Decision, Engine, EngineError, KillRequest, Policy, Target};
+
+/// Counters of one daemon run.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DaemonStats {
+    /// Schedules made by this run (not reused).
+    pub schedules_made: u64,
+    /// Entries fired into a termination.
+    pub fired: u64,
+    /// Entries refused by a check.
+    pub refused: u64,
+    /// Entries whose window closed unfired.
+    pub missed: u64,
+    /// Terminations resumed after a restart.
+    pub resumed: u64,
+}
+
+#[derive(Default)]
+struct Counters {
+    schedules_made: AtomicU64,
+    fired: AtomicU64,
+    refused: AtomicU64,
+    missed: AtomicU64,
+    resumed: AtomicU64,
+}
+
+impl Counters {
+    fn snapshot(&self) -> DaemonStats {
+        DaemonStats {
+            schedules_made: self.schedules_made.load(Ordering::SeqCst),
+            fired: self.fired.load(Ordering::SeqCst),
+            refused: self.refused.load(Ordering::SeqCst),
+            missed: self.missed.load(Ordering::SeqCst),
+            resumed: self.resumed.load(Ordering::SeqCst),
+        }
+    }
+}
+
+/// The scheduler loop.
+pub struct Daemon {
+    engine: Arc<Engine>,
+    max_sleep: Duration,
+    counters: Arc<Counters>,
+    inflight: Arc<Mutex<HashSet<i64>>>,
+    workers: Mutex<Vec<JoinHandle<()>>>,
+}
+
+impl Daemon {
+    /// A daemon over `engine`, waking at least every `max_sleep` of real time to notice
+    /// shutdown and configuration changes.
+    pub fn new(engine: Arc<Engine>, max_sleep: Duration) -> Daemon {
+        Daemon {
+            engine,
+            max_sleep,
+            counters: Arc::default(),
+            inflight: Arc::default(),
+            workers: Mutex::default(),
+        }
+    }
+
+    /// The counters so far.
+    pub fn stats(&self) -> DaemonStats {
+        self.counters.snapshot()
+    }
+
+    /// Runs until `shutdown` is set. Store failures are logged and retried, never fatal.
+    pub fn run(&self, shutdown: &AtomicBool) -> Result<DaemonStats, EngineError> {
+        let resumed = self.engine.resume_unfinished()?.len() as u64;
+        self.counters.resumed.fetch_add(resumed, Ordering::SeqCst);
+        while !shutdown.load(Ordering::SeqCst) {
+            let next = match self.step() {
+                Ok(next) => next,
+                Err(e) => {
+                    tracing::error!(error = %e, "monkey step failed; retrying");
+                    None
+                }
+            };
+            let wait = next.map_or(self.max_sleep, |t| {
+                self.engine.clock().real_wait(t).min(self.max_sleep)
+            });
+            sleep_unless(shutdown, wait);
+            self.wait_for_kills(false);
+        }
+        // Kills under way finish (and are recorded) before the daemon exits.
+        self.wait_for_kills(true);
+        let stats = self.stats();
+        tracing::info!(?stats, "monkey stopped");
+        Ok(stats)
+    }
+
+    /// Joins finished kill threads; with `all`, waits for every kill under way.
+    pub fn wait_for_kills(&self, all: bool) {
+        let mut workers = self.workers.lock().unwrap_or_else(|e| e.into_inner());
+        let (done, running): (Vec<_>, Vec<_>) =
+            workers.drain(..).partition(|h| all || h.is_finished());
+        *workers = running;
+        drop(workers);
+        for h in done {
+            let _ = h.join();
+        }
+    }
+
+    /// One pass: make today's schedule if needed, fire what is due. Returns when to wake.
+    pub fn step(&self) -> Result<Option<Timestamp>, EngineError> {
+        let now = self.engine.clock().now();
+        let policy = match self.engine.policy() {
+            Ok(p) => Some(p),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the configuration; no new schedule until it is fixed");
+                None
+            }
+        };
+        if let Some(policy) = &policy {
+            let today = policy.calendar.local_date(now);
+            if let Err(e) = self.ensure_schedule(policy, today, now) {
+                tracing::warn!(error = %e, %today, "cannot make today's schedule yet; will retry");
+            }
+        }
+        for entry in self.engine.store().due_entries(now)? {
+            let id = entry.id;
+            if !self
+                .inflight
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(id)
+            {
+                continue;
+            }
+            let (engine, counters, inflight, policy) = (
+                self.engine.clone(),
+                self.counters.clone(),
+                self.inflight.clone(),
+                policy.clone(),
+            );
+            let worker = std::thread::Builder::new().name(format!("kill-{}", entry.id)).spawn(move || {
+                if let Err(e) = fire(&engine, policy.as_ref(), &entry, now, &counters) {
+                    tracing::error!(entry = entry.id, error = %e, "firing a planned kill failed; it stays pending and is retried");
+                }
+                inflight.lock().unwrap_or_else(|e| e.into_inner()).remove(&entry.id);
+            });
+            match worker {
+                Ok(h) => self
+                    .workers
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .push(h),
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot start a kill thread; retrying");
+                    self.inflight
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .remove(&id);
+                }
+            }
+        }
+        let next_pending = self.engine.store().next_pending()?;
+        let next_day = policy.as_ref().map(|p| {
+            let (_, midnight) = p.calendar.day_bounds(p.calendar.local_date(now));
+            midnight
+        });
+        Ok([next_pending, next_day].into_iter().flatten().min())
+    }
+
+    /// The stored schedule for `date`, made (and stored) if there is none yet.
+    pub fn ensure_schedule(
+        &self,
+        policy: &Policy,
+        date: Date,
+        now: Timestamp,
+    ) -> Result<Schedule, String> {
+        let store = self.engine.store();
+        if let Some(existing) = store.schedule(date).map_err(|e| e.to_string())? {
+            return Ok(existing);
+        }
+        let fleet = if policy.calendar.is_work_day(date) {
+            collect_fleet(policy, self.engine.providers()).map_err(|e| e.to_string())?
+        } else {
+            Fleet::new()
+        };
+        let seed = policy.seed.unwrap_or_else(rand::random);
+        let planned = plan(policy, &fleet, date, seed, Some(now), now);
+        let stored = store.save_schedule(&planned).map_err(|e| e.to_string())?;
+        // The store keeps milliseconds; another replica's schedule has another made_at.
+        if stored.made_at.as_millisecond() == planned.made_at.as_millisecond()
+            && stored.seed == planned.seed
+        {
+            self.counters.schedules_made.fetch_add(1, Ordering::SeqCst);
+            tracing::info!(%date, seed, kills = stored.entries.len(), "schedule made");
+        }
+        Ok(stored)
+    }
+}
+
+/// Fires one due entry: missed if its window closed, else through the engine.
+fn fire(
+    engine: &Engine,
+    policy: Option<&Policy>,
+    entry: &ScheduleEntry,
+    now: Timestamp,
+    counters: &Counters,
+) -> Result<(), EngineError> {
+    if let Some(policy) = policy {
+        let (_, window_end) = policy.calendar.window(entry.date);
+        if now >= window_end {
+            let refusal = Refusal {
+                id: 0,
+                at: now,
+                app: entry.group.app.clone(),
+                account: entry.group.account.clone(),
+                region: entry.group.region.clone().unwrap_or_default(),
+                stack: entry.group.stack.clone().unwrap_or_default(),
+                cluster: entry.group.cluster.clone().unwrap_or_default(),
+                instance_id: None,
+                check: Check::Missed,
+                reason: format!(
+                    "planned for {} but the monkey was not running before its window closed at {}",
+                    entry.time, window_end
+                ),
+                dry_run: policy.dry_run,
+                schedule_entry: Some(entry.id),
+                origin: Origin::Schedule,
+            };
+            if let Decision::Refused(_) = engine.refuse(refusal)? {
+                counters.missed.fetch_add(1, Ordering::SeqCst);
+            }
+            return Ok(());
+        }
+    }
+    let request = KillRequest {
+        target: Target::group(&entry.group),
+        dry_run: None,
+        origin: Origin::Schedule,
+        schedule_entry: Some(entry.id),
+        pick_seed: Some(stream_seed(
+            entry.time.as_second() as u64,
+            entry.date,
+            &entry.group.key(),
+        )),
+    };
+    match engine.terminate(&request)? {
+        Decision::Terminated(_) => {
+            counters.fired.fetch_add(1, Ordering::SeqCst);
+        }
+        Decision::Refused(_) => {
+            counters.refused.fetch_add(1, Ordering::SeqCst);
+        }
+        Decision::AlreadyHandled => {}
+    }
+    Ok(())
+}
+
+/// Sleeps `total`, in short slices, returning early once `flag` is set.
+pub fn sleep_unless(flag: &AtomicBool, total: Duration) {
+    let slice = Duration::from_millis(50);
+    let mut left = total;
+    while !left.is_zero() && !flag.load(Ordering::SeqCst) {
+        let d = left.min(slice);
+        std::thread::sleep(d);
+        left = left.saturating_sub(d);
+    }
+}

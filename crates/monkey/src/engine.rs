@@ -1,0 +1,383 @@
+//! The kill-time checks, in their fixed order, over Simian's seams.
+//!
+//! `simian terminate` and the daemon both come through [`Engine::terminate`]:
+//!
+//! 1. the configuration is re-read (unreadable: no kill),
+//! 2. the kill switch (`[monkey] enabled`),
+//! 3. the outage check (an error counts as an outage),
+//! 4. the app is configured and enabled,
+//! 5. eligibility and exceptions over the inventory of this moment,
+//! 6. one eligible instance drawn at random,
+//! 7. in one atomic store step: `max_kills_per_day`, then the minimum time between kills,
+//!    then the termination is recorded,
+//! 8. the action (skipped for a dry run), and its outcome recorded.
+//!
+//! Every refusal is logged, recorded with its reason and returned; nothing is half-applied.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+use jiff::Timestamp;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use simian_core::{
+    Check, Claim, ClaimResult, Clock, Event, Group, Instance, KillOutcome, Notifier, Origin,
+    OutageCheck, OutageStatus, Provider, Refusal, Store, StoreError, Termination, TerminationState,
+};
+
+use crate::{Policy, PolicySource, Target, eligibility};
+
+/// A failure that is not a refusal: the store or the wiring is broken.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// An app names a provider that was not built.
+    #[error(
+        "app {app} names provider {provider:?}, which is not configured: add [providers.{provider}] or fix the app's provider"
+    )]
+    UnknownProvider {
+        /// The app.
+        app: String,
+        /// The provider name.
+        provider: String,
+    },
+}
+
+/// One request to kill an instance now.
+#[derive(Clone, Debug)]
+pub struct KillRequest {
+    /// What to aim at.
+    pub target: Target,
+    /// Overrides `dry_run` from the policy when set.
+    pub dry_run: Option<bool>,
+    /// Who asks.
+    pub origin: Origin,
+    /// The schedule entry being fired, if any.
+    pub schedule_entry: Option<i64>,
+    /// Seed for the instance draw; the engine's own random source when `None`.
+    pub pick_seed: Option<u64>,
+}
+
+impl KillRequest {
+    /// A manual request for `target`.
+    pub fn manual(target: Target) -> KillRequest {
+        KillRequest {
+            target,
+            dry_run: None,
+            origin: Origin::Manual,
+            schedule_entry: None,
+            pick_seed: None,
+        }
+    }
+}
+
+/// What the engine decided.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Decision {
+    /// A termination was recorded (and, unless a dry run, acted on: see its state).
+    Terminated(Termination),
+    /// A check refused; the refusal is recorded.
+    Refused(Refusal),
+    /// The schedule entry had already been handled; nothing was done.
+    AlreadyHandled,
+}
+
+/// The kill-time pipeline.
+pub struct Engine {
+    providers: BTreeMap<String, Arc<dyn Provider>>,
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
+    outage: Arc<dyn OutageCheck>,
+    notifier: Arc<dyn Notifier>,
+    policy: Arc<dyn PolicySource>,
+    rng: Mutex<ChaCha8Rng>,
+}
+
+impl Engine {
+    /// An engine over these seams; `seed` drives the instance draws of manual kills.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        providers: BTreeMap<String, Arc<dyn Provider>>,
+        store: Arc<dyn Store>,
+        clock: Arc<dyn Clock>,
+        outage: Arc<dyn OutageCheck>,
+        notifier: Arc<dyn Notifier>,
+        policy: Arc<dyn PolicySource>,
+        seed: u64,
+    ) -> Engine {
+        Engine {
+            providers,
+            store,
+            clock,
+            outage,
+            notifier,
+            policy,
+            rng: Mutex::new(ChaCha8Rng::seed_from_u64(seed)),
+        }
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    /// The clock.
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.clock
+    }
+
+    /// The policy as it reads now.
+    pub fn policy(&self) -> Result<Policy, String> {
+        self.policy.load()
+    }
+
+    /// The providers, by configured name.
+    pub fn providers(&self) -> &BTreeMap<String, Arc<dyn Provider>> {
+        &self.providers
+    }
+
+    /// Records and reports a refusal; `AlreadyHandled` when its schedule entry was handled.
+    pub fn refuse(&self, refusal: Refusal) -> Result<Decision, EngineError> {
+        if !self.store.refuse(&refusal)? {
+            return Ok(Decision::AlreadyHandled);
+        }
+        self.notifier.notify(Event::Refusal(&refusal));
+        Ok(Decision::Refused(refusal))
+    }
+
+    /// Runs every check in order and, if all pass, records and performs one kill.
+    pub fn terminate(&self, request: &KillRequest) -> Result<Decision, EngineError> {
+        let now = self.clock.now();
+        let target = &request.target;
+        let refusal =
+            |check: Check, reason: String, dry_run: bool, instance: Option<&Instance>| Refusal {
+                id: 0,
+                at: now,
+                app: target.app.clone(),
+                account: instance.map_or_else(
+                    || target.account.clone().unwrap_or_default(),
+                    |i| i.account.clone(),
+                ),
+                region: instance.map_or_else(
+                    || target.region.clone().unwrap_or_default(),
+                    |i| i.region.clone(),
+                ),
+                stack: instance.map_or_else(
+                    || target.stack.clone().unwrap_or_default(),
+                    |i| i.stack.clone(),
+                ),
+                cluster: instance.map_or_else(
+                    || target.cluster.clone().unwrap_or_default(),
+                    |i| i.cluster.clone(),
+                ),
+                instance_id: instance.map(|i| i.id.clone()),
+                check,
+                reason,
+                dry_run,
+                schedule_entry: request.schedule_entry,
+                origin: request.origin,
+            };
+
+        // 1. The configuration, re-read now: the kill switch and dry_run must be current.
+        let policy = match self.policy.load() {
+            Ok(p) => p,
+            Err(e) => {
+                let dry_run = request.dry_run.unwrap_or(true);
+                return self.refuse(refusal(
+                    Check::Config,
+                    format!("cannot read the configuration, holding the kill: {e}"),
+                    dry_run,
+                    None,
+                ));
+            }
+        };
+        let dry_run = request.dry_run.unwrap_or(policy.dry_run);
+
+        // 2. The kill switch.
+        if !policy.enabled {
+            return self.refuse(refusal(
+                Check::KillSwitch,
+                "the kill switch is off ([monkey] enabled = false)".into(),
+                dry_run,
+                None,
+            ));
+        }
+
+        // 3. Outages: an error counts as an outage.
+        if let OutageStatus::Outage(why) = self.outage.check() {
+            return self.refuse(refusal(
+                Check::Outage,
+                format!("holding kills during an outage: {why}"),
+                dry_run,
+                None,
+            ));
+        }
+
+        // 4. The app.
+        let Some(app) = policy.app(&target.app) else {
+            return self.refuse(refusal(
+                Check::AppDisabled,
+                format!(
+                    "app {} is not configured: add an [[apps]] entry named {:?}",
+                    target.app, target.app
+                ),
+                dry_run,
+                None,
+            ));
+        };
+        if !app.enabled {
+            return self.refuse(refusal(
+                Check::AppDisabled,
+                format!("app {} is disabled (enabled = false)", app.name),
+                dry_run,
+                None,
+            ));
+        }
+        let provider =
+            self.providers
+                .get(&app.provider)
+                .ok_or_else(|| EngineError::UnknownProvider {
+                    app: app.name.clone(),
+                    provider: app.provider.clone(),
+                })?;
+
+        // 5. Eligibility over the inventory of this moment.
+        let instances = match provider.instances() {
+            Ok(i) => i,
+            Err(e) => return self.refuse(refusal(Check::Inventory, e.to_string(), dry_run, None)),
+        };
+        let candidates = eligibility::eligible(app, target, &instances);
+        if candidates.is_empty() {
+            let matching = instances.iter().filter(|i| target.matches(i)).count();
+            let reason = if matching == 0 {
+                format!(
+                    "no instance of app {} matches the filters in provider {}",
+                    target.app,
+                    provider.name()
+                )
+            } else {
+                format!(
+                    "none of the {matching} matching instances of app {} is eligible (exceptions or a never-eligible cluster suffix)",
+                    target.app
+                )
+            };
+            return self.refuse(refusal(Check::Eligibility, reason, dry_run, None));
+        }
+
+        // 6. The draw.
+        let index = match request.pick_seed {
+            Some(seed) => ChaCha8Rng::seed_from_u64(seed).random_range(0..candidates.len()),
+            None => self
+                .rng
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .random_range(0..candidates.len()),
+        };
+        let instance = candidates[index].clone();
+        let group = Group::of(&instance, app.grouping, app.regions_independent);
+
+        // 7. The atomic test-and-set: daily cap, min time, record.
+        let calendar = &policy.calendar;
+        let (day_start, day_end) = calendar.day_bounds(calendar.local_date(now));
+        let claim = Claim {
+            instance: instance.clone(),
+            group,
+            provider: provider.name().to_string(),
+            dry_run,
+            origin: request.origin,
+            schedule_entry: request.schedule_entry,
+            at: now,
+            day_start,
+            day_end,
+            max_kills_per_day: policy.max_kills_per_day,
+            min_time_threshold: calendar.min_time_threshold(now, app.min_time_between_kills),
+        };
+        let termination = match self.store.claim(&claim)? {
+            ClaimResult::Recorded(t) => t,
+            ClaimResult::Refused(r) => {
+                self.notifier.notify(Event::Refusal(&r));
+                return Ok(Decision::Refused(r));
+            }
+            ClaimResult::AlreadyHandled => return Ok(Decision::AlreadyHandled),
+        };
+        self.notifier.notify(Event::Termination(&termination));
+        if dry_run {
+            return Ok(Decision::Terminated(termination));
+        }
+
+        // 8. The action.
+        Ok(Decision::Terminated(self.act(
+            provider.as_ref(),
+            &instance,
+            termination,
+        )?))
+    }
+
+    /// Finishes terminations recorded before a crash, so none is lost and none repeated: the
+    /// same instance is acted on again, and one already gone counts as killed.
+    pub fn resume_unfinished(&self) -> Result<Vec<Termination>, EngineError> {
+        let mut done = Vec::new();
+        for t in self.store.unfinished()? {
+            let instance = Instance {
+                id: t.instance_id.clone(),
+                app: t.app.clone(),
+                account: t.account.clone(),
+                region: t.region.clone(),
+                zone: t.zone.clone(),
+                stack: t.stack.clone(),
+                detail: String::new(),
+                cluster: t.cluster.clone(),
+                labels: BTreeMap::new(),
+            };
+            tracing::warn!(id = t.id, instance = %t.instance_id, "resuming a termination recorded before a restart");
+            let finished = match self.providers.get(&t.provider) {
+                Some(p) => self.act(p.as_ref(), &instance, t)?,
+                None => {
+                    let detail = format!(
+                        "provider {:?} is no longer configured; outcome unknown",
+                        t.provider
+                    );
+                    self.finish(t, TerminationState::Failed, detail)?
+                }
+            };
+            done.push(finished);
+        }
+        Ok(done)
+    }
+
+    fn act(
+        &self,
+        provider: &dyn Provider,
+        instance: &Instance,
+        termination: Termination,
+    ) -> Result<Termination, EngineError> {
+        let (state, detail) = match provider.terminate(instance) {
+            Ok(KillOutcome::Killed { detail }) => (TerminationState::Killed, detail),
+            Ok(KillOutcome::AlreadyGone) => {
+                (TerminationState::AlreadyGone, "already gone".to_string())
+            }
+            Err(e) => {
+                tracing::error!(instance = %instance.id, error = %e, "termination failed");
+                (TerminationState::Failed, e.to_string())
+            }
+        };
+        self.finish(termination, state, detail)
+    }
+
+    fn finish(
+        &self,
+        mut t: Termination,
+        state: TerminationState,
+        detail: String,
+    ) -> Result<Termination, EngineError> {
+        let at: Timestamp = self.clock.now();
+        self.store.finish(t.id, state, &detail, at)?;
+        t.state = state;
+        t.detail = detail;
+        t.finished_at = Some(at);
+        self.notifier.notify(Event::Termination(&t));
+        Ok(t)
+    }
+}

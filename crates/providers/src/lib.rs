@@ -1,0 +1,26 @@
+//! Simian providers: where instances live and how they die.
+//!
+//! Each provider implements [`simian_core::Provider`] with the same semantics: list what
+//! exists now, kill one instance and verify it is dead, refuse what must never be touched,
+//! and call an instance that is already gone `AlreadyGone`.
+//!
+//! * [`process`]: local processes that carry `SIMIAN_APP` in their environment. The embedded
+//!   default: no setup, real kills (SIGTERM, a grace period, then SIGKILL).
+//! * [`inventory`]: a static JSON or TOML inventory, for planning and simulation at any scale;
+//!   a kill there is recorded and removes nothing real.
+//!
+//! ```no_run
+//! use simian_core::Provider;
+//! use simian_providers::process::{ProcessConfig, ProcessProvider};
+//!
+//! let local = ProcessProvider::new("local", ProcessConfig::default());
+//! for instance in local.instances().unwrap() {
+//!     println!("{} {} {}", instance.id, instance.app, instance.cluster);
+//! }
+//! ```
+
+pub mod inventory;
+pub mod process;
+
+pub use inventory::{InventoryError, StaticProvider};
+pub use process::{ProcessConfig, ProcessProvider};

@@ -1,0 +1,639 @@
+//! One connection through a proxy: two links (upstream and downstream), each a reader that
+//! queues chunks and a writer that runs them through the direction's active toxics.
+//!
+//! The toxic chain of a direction arrives on a `watch` channel; the writer picks up a new
+//! chain between chunks and while waiting, so adding, updating or removing a toxic reaches
+//! every live connection without the control plane ever waiting on a link. A wait that a
+//! chain change interrupts forwards the held chunk at once, as Toxiproxy does.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use bytes::Bytes;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
+use tokio::time::{Instant, sleep_until};
+use tokio_util::sync::CancellationToken;
+
+use crate::toxic::{Kind, Toxic};
+
+/// The toxics of one direction, in order, as published to links.
+pub type Chain = Arc<[Toxic]>;
+
+/// Largest chunk read at once (Toxiproxy's chunk size).
+pub const CHUNK: usize = 32 * 1024;
+/// Chunks a link queues ahead of its toxics while they hold data.
+pub const QUEUE: usize = 1024;
+/// Bytes a link queues ahead of its toxics: bounds memory however many connections are slowed.
+pub const QUEUE_BYTES: usize = 1 << 20;
+/// Largest read on the pass-through path.
+const SCRATCH: usize = 256 * 1024;
+
+thread_local! {
+    /// One read buffer per worker thread: an idle connection owns no buffer at all.
+    static SCRATCH_BUF: std::cell::RefCell<Vec<u8>> = std::cell::RefCell::new(vec![0u8; SCRATCH]);
+}
+
+/// Live byte counters of one direction of one proxy.
+#[derive(Debug, Default)]
+pub struct Counters {
+    /// Bytes read from the source.
+    pub received: AtomicU64,
+    /// Bytes written to the destination.
+    pub sent: AtomicU64,
+}
+
+/// How a link ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum End {
+    /// EOF, an error, a toxic closing, or the other link ending.
+    Close,
+    /// `reset_peer`: both sockets are reset.
+    Reset,
+}
+
+struct Chunk {
+    data: Bytes,
+    at: Instant,
+    /// Its share of the link's byte budget, returned when the chunk is dropped.
+    _budget: OwnedSemaphorePermit,
+}
+
+/// What the connection needs from its proxy.
+pub(crate) struct ConnectionPlan {
+    pub upstream: String,
+    pub chains: [watch::Receiver<Chain>; 2],
+    pub counters: [Arc<Counters>; 2],
+    pub dial_timeout: Duration,
+    pub seed: u64,
+}
+
+/// Serves one accepted client until either side closes or `cancel` fires.
+pub(crate) async fn serve(client: TcpStream, plan: ConnectionPlan, cancel: CancellationToken) {
+    let ConnectionPlan {
+        upstream,
+        chains: [up_chain, down_chain],
+        counters: [up_counters, down_counters],
+        dial_timeout,
+        seed,
+    } = plan;
+    let server = tokio::select! {
+        _ = cancel.cancelled() => return,
+        dialed = tokio::time::timeout(dial_timeout, TcpStream::connect(upstream.as_str())) => match dialed {
+            Ok(Ok(s)) => s,
+            Ok(Err(e)) => {
+                tracing::debug!(%upstream, error = %e, "upstream unreachable; closing the client");
+                return;
+            }
+            Err(_) => {
+                tracing::debug!(%upstream, "upstream dial timed out; closing the client");
+                return;
+            }
+        },
+    };
+    let _ = client.set_nodelay(true);
+    let _ = server.set_nodelay(true);
+    let (cr, cw) = client.into_split();
+    let (sr, sw) = server.into_split();
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let up_rng = ChaCha8Rng::seed_from_u64(rng.random());
+    let down_rng = ChaCha8Rng::seed_from_u64(rng.random());
+    let conn = cancel.child_token();
+    let (up, down) = tokio::join!(
+        link(cr, sw, up_chain, up_counters, up_rng, conn.clone()),
+        link(sr, cw, down_chain, down_counters, down_rng, conn.clone()),
+    );
+    let ((cr, sw, up_end), (sr, cw, down_end)) = (up, down);
+    if up_end == End::Reset || down_end == End::Reset {
+        // SO_LINGER 0 turns the close into a TCP RST on both sides.
+        if let (Ok(client), Ok(server)) = (cr.reunite(cw), sr.reunite(sw)) {
+            let _ = client.set_zero_linger();
+            let _ = server.set_zero_linger();
+        }
+    }
+}
+
+async fn link(
+    mut src: OwnedReadHalf,
+    dst: OwnedWriteHalf,
+    chain: watch::Receiver<Chain>,
+    counters: Arc<Counters>,
+    rng: ChaCha8Rng,
+    conn: CancellationToken,
+) -> (OwnedReadHalf, OwnedWriteHalf, End) {
+    let mut writer = Writer {
+        dst,
+        chain,
+        counters: counters.clone(),
+        rng,
+        conn: conn.clone(),
+        states: HashMap::new(),
+        dirty: true,
+        current: Arc::from(Vec::new()),
+        active: Arc::from(Vec::new()),
+    };
+    // Pass-through until the link first has a toxic: no queue, no copy, no buffer of its own.
+    if let Some(end) = writer.pass_through(&mut src).await {
+        conn.cancel();
+        return (src, writer.dst, end);
+    }
+    let (tx, rx) = mpsc::channel(QUEUE);
+    let reader = read_loop(src, tx, counters, conn.clone());
+    let (src, end) = tokio::join!(reader, async {
+        let end = writer.run(rx).await;
+        // Whatever ended this link ends the connection: no half-close propagation.
+        conn.cancel();
+        end
+    });
+    (src, writer.dst, end)
+}
+
+async fn read_loop(
+    src: OwnedReadHalf,
+    tx: mpsc::Sender<Chunk>,
+    counters: Arc<Counters>,
+    conn: CancellationToken,
+) -> OwnedReadHalf {
+    let budget = Arc::new(Semaphore::new(QUEUE_BYTES));
+    loop {
+        tokio::select! {
+            _ = conn.cancelled() => break,
+            r = src.readable() => if r.is_err() { break },
+        }
+        let read = SCRATCH_BUF.with(|b| {
+            let mut buf = b.borrow_mut();
+            src.try_read(&mut buf[..CHUNK])
+                .map(|n| Bytes::copy_from_slice(&buf[..n]))
+        });
+        let data = match read {
+            Ok(d) if d.is_empty() => break,
+            Ok(d) => d,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+            Err(_) => break,
+        };
+        counters
+            .received
+            .fetch_add(data.len() as u64, Ordering::Relaxed);
+        let permits = data.len().min(QUEUE_BYTES) as u32;
+        let permit = tokio::select! {
+            _ = conn.cancelled() => break,
+            p = budget.clone().acquire_many_owned(permits) => match p {
+                Ok(p) => p,
+                Err(_) => break,
+            },
+        };
+        let chunk = Chunk {
+            data,
+            at: Instant::now(),
+            _budget: permit,
+        };
+        tokio::select! {
+            _ = conn.cancelled() => break,
+            sent = tx.send(chunk) => if sent.is_err() { break },
+        }
+    }
+    src
+}
+
+/// Per-link state of one toxic.
+struct StageState {
+    version: u64,
+    active: bool,
+    /// `limit_data`: bytes forwarded so far (kept across updates of the same toxic).
+    forwarded: i64,
+    /// `bandwidth`: sleep owed or saved by rounding, carried to the next chunk.
+    carry: Duration,
+}
+
+enum Flow {
+    Go,
+    Stop(End),
+}
+
+struct Writer {
+    dst: OwnedWriteHalf,
+    chain: watch::Receiver<Chain>,
+    counters: Arc<Counters>,
+    rng: ChaCha8Rng,
+    conn: CancellationToken,
+    states: HashMap<String, StageState>,
+    /// A chain change was seen and not applied yet.
+    dirty: bool,
+    current: Chain,
+    /// The toxics of `current` this link applies (its toxicity draws), worked out when the
+    /// chain changes rather than for every chunk.
+    active: Chain,
+}
+
+impl Writer {
+    /// Applies the latest chain. Returns false when the change closes the connection (an
+    /// active `timeout` toxic was removed, which Toxiproxy answers by closing).
+    fn refresh(&mut self) -> bool {
+        if !self.dirty {
+            return true;
+        }
+        self.dirty = false;
+        let chain = self.chain.borrow_and_update().clone();
+        let mut keep = HashMap::with_capacity(chain.len());
+        for t in chain.iter() {
+            let previous = self.states.remove(&t.name);
+            let state = match previous {
+                Some(s) if s.version == t.version => s,
+                other => StageState {
+                    version: t.version,
+                    active: roll(&mut self.rng, t.toxicity),
+                    forwarded: other.as_ref().map_or(0, |s| s.forwarded),
+                    carry: Duration::ZERO,
+                },
+            };
+            keep.insert(t.name.clone(), state);
+        }
+        let timeout_removed = self.states.iter().any(|(name, s)| {
+            s.active
+                && self
+                    .current
+                    .iter()
+                    .any(|t| &t.name == name && matches!(t.kind, Kind::Timeout { .. }))
+        });
+        self.states = keep;
+        let active: Vec<Toxic> = chain
+            .iter()
+            .filter(|t| self.states.get(&t.name).is_some_and(|s| s.active))
+            .cloned()
+            .collect();
+        self.active = Arc::from(active);
+        self.current = chain;
+        !timeout_removed
+    }
+
+    /// Copies bytes straight from `src` while the direction has no toxic. Returns `None` when
+    /// a toxic appears (the caller switches to the queued path), or how the link ended.
+    async fn pass_through(&mut self, src: &mut OwnedReadHalf) -> Option<End> {
+        loop {
+            if !self.refresh() {
+                return Some(End::Close);
+            }
+            if !self.current.is_empty() {
+                return None;
+            }
+            tokio::select! {
+                biased;
+                _ = self.conn.cancelled() => return Some(End::Close),
+                changed = self.chain.changed() => {
+                    if changed.is_err() {
+                        return Some(End::Close);
+                    }
+                    self.dirty = true;
+                    continue;
+                }
+                r = src.readable() => if r.is_err() { return Some(End::Close) },
+            }
+            // Read and write in one go from the thread's scratch buffer; only what the
+            // destination cannot take right now is copied out and awaited.
+            let (dst, counters) = (&self.dst, &self.counters);
+            let moved = SCRATCH_BUF.with(|b| {
+                let mut buf = b.borrow_mut();
+                let n = src.try_read(&mut buf)?;
+                if n == 0 {
+                    return Ok((0, 0, Bytes::new()));
+                }
+                // Counted before the bytes go on, so no one can see them arrive uncounted.
+                counters.received.fetch_add(n as u64, Ordering::Relaxed);
+                let written = match dst.try_write(&buf[..n]) {
+                    Ok(w) => w,
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => 0,
+                    Err(e) => return Err(e),
+                };
+                Ok((n, written, Bytes::copy_from_slice(&buf[written..n])))
+            });
+            match moved {
+                Ok((0, _, _)) => return Some(End::Close),
+                Ok((_, written, rest)) => {
+                    self.counters
+                        .sent
+                        .fetch_add(written as u64, Ordering::Relaxed);
+                    if !rest.is_empty()
+                        && let Flow::Stop(end) = self.write(&rest).await
+                    {
+                        return Some(end);
+                    }
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                Err(_) => return Some(End::Close),
+            }
+        }
+    }
+
+    /// The instant an active `timeout` toxic closes the connection, if any.
+    fn timeout_deadline(&self, last_data: Instant) -> Option<Instant> {
+        self.active.iter().find_map(|t| match t.kind {
+            Kind::Timeout { timeout } if timeout > 0 => {
+                Some(last_data + Duration::from_millis(timeout as u64))
+            }
+            _ => None,
+        })
+    }
+
+    async fn run(&mut self, mut rx: mpsc::Receiver<Chunk>) -> End {
+        let mut last_data = Instant::now();
+        loop {
+            if !self.refresh() {
+                return End::Close;
+            }
+            let deadline = self.timeout_deadline(last_data);
+            let next = tokio::select! {
+                biased;
+                _ = self.conn.cancelled() => return End::Close,
+                changed = self.chain.changed() => {
+                    if changed.is_err() {
+                        return End::Close;
+                    }
+                    self.dirty = true;
+                    continue;
+                }
+                _ = sleep_until(deadline.unwrap_or_else(Instant::now)), if deadline.is_some() => return End::Close,
+                chunk = rx.recv() => chunk,
+            };
+            let Some(chunk) = next else {
+                return self.eof().await;
+            };
+            last_data = Instant::now();
+            if let Flow::Stop(end) = self.process(chunk).await {
+                return end;
+            }
+        }
+    }
+
+    /// The source reached EOF: `slow_close` postpones the close.
+    async fn eof(&mut self) -> End {
+        let delay = self.active.iter().find_map(|t| match t.kind {
+            Kind::SlowClose { delay } if delay > 0 => Some(Duration::from_millis(delay as u64)),
+            _ => None,
+        });
+        if let Some(delay) = delay {
+            tokio::select! {
+                _ = self.conn.cancelled() => {}
+                _ = tokio::time::sleep(delay) => {}
+            }
+        }
+        End::Close
+    }
+
+    /// Runs one chunk through the active toxics and writes what comes out.
+    async fn process(&mut self, chunk: Chunk) -> Flow {
+        let stages = self.active.clone();
+        if stages.is_empty() {
+            return self.write(&chunk.data).await;
+        }
+        Box::pin(self.through(&stages, chunk.data, chunk.at, false)).await
+    }
+
+    /// Passes `data` (received at `at`) through `stages`, then writes it. `hurry` skips the
+    /// remaining waits: a chain change interrupted this chunk.
+    fn through<'a>(
+        &'a mut self,
+        stages: &'a [Toxic],
+        data: Bytes,
+        at: Instant,
+        hurry: bool,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Flow> + Send + 'a>> {
+        Box::pin(async move {
+            let mut hurry = hurry;
+            let Some((toxic, rest)) = stages.split_first() else {
+                return self.write(&data).await;
+            };
+            match toxic.kind {
+                Kind::Noop | Kind::SlowClose { .. } => self.through(rest, data, at, hurry).await,
+                Kind::Timeout { .. } => Flow::Go,
+                Kind::ResetPeer { timeout } => {
+                    // Not interruptible by chain changes, as upstream.
+                    tokio::select! {
+                        _ = self.conn.cancelled() => return Flow::Stop(End::Close),
+                        _ = tokio::time::sleep(Duration::from_millis(timeout.max(0) as u64)) => {}
+                    }
+                    Flow::Stop(End::Reset)
+                }
+                Kind::Latency { latency, jitter } => {
+                    let offset = if jitter > 0 {
+                        self.rng.random_range(-jitter..jitter)
+                    } else {
+                        0
+                    };
+                    let total = latency + offset;
+                    if total > 0 && !hurry {
+                        match self
+                            .wait_until(at + Duration::from_millis(total as u64))
+                            .await
+                        {
+                            Wait::Done => {}
+                            Wait::Interrupted => hurry = true,
+                            Wait::Cancelled => return Flow::Stop(End::Close),
+                        }
+                    }
+                    self.through(rest, data, at, hurry).await
+                }
+                Kind::Bandwidth { rate } => {
+                    let slice = (rate as usize).saturating_mul(100).max(1);
+                    let mut data = data;
+                    while data.len() > slice {
+                        let piece = data.split_to(slice);
+                        if !hurry {
+                            match self
+                                .wait_until(Instant::now() + Duration::from_millis(100))
+                                .await
+                            {
+                                Wait::Done => {}
+                                Wait::Interrupted => hurry = true,
+                                Wait::Cancelled => return Flow::Stop(End::Close),
+                            }
+                        }
+                        if let Flow::Stop(end) = self.through(rest, piece, at, hurry).await {
+                            return Flow::Stop(end);
+                        }
+                    }
+                    // len / rate milliseconds, with the rounding carried forward.
+                    let name = toxic.name.clone();
+                    let ideal = Duration::from_secs_f64(data.len() as f64 / (rate as f64 * 1000.0));
+                    let state = self.states.get_mut(&name);
+                    let wait = match state {
+                        Some(s) => {
+                            let owed = ideal + s.carry;
+                            let whole = Duration::from_millis(owed.as_millis() as u64);
+                            s.carry = owed - whole;
+                            whole
+                        }
+                        None => ideal,
+                    };
+                    if !hurry && !wait.is_zero() {
+                        match self.wait_until(Instant::now() + wait).await {
+                            Wait::Done => {}
+                            Wait::Interrupted => hurry = true,
+                            Wait::Cancelled => return Flow::Stop(End::Close),
+                        }
+                    }
+                    self.through(rest, data, at, hurry).await
+                }
+                Kind::Slicer {
+                    average_size,
+                    size_variation,
+                    delay,
+                } => {
+                    let mut pieces = Vec::new();
+                    slice(
+                        &mut self.rng,
+                        data,
+                        average_size as usize,
+                        size_variation as usize,
+                        &mut pieces,
+                    );
+                    let pause = Duration::from_micros(delay.max(0) as u64);
+                    for piece in pieces {
+                        if let Flow::Stop(end) = self.through(rest, piece, at, hurry).await {
+                            return Flow::Stop(end);
+                        }
+                        if !hurry && !pause.is_zero() {
+                            match self.wait_until(Instant::now() + pause).await {
+                                Wait::Done => {}
+                                Wait::Interrupted => hurry = true,
+                                Wait::Cancelled => return Flow::Stop(End::Close),
+                            }
+                        }
+                    }
+                    Flow::Go
+                }
+                Kind::LimitData { bytes } => {
+                    let name = toxic.name.clone();
+                    let forwarded = self.states.get(&name).map_or(0, |s| s.forwarded);
+                    let left = (bytes - forwarded).max(0) as usize;
+                    let mut data = data;
+                    let reached = data.len() >= left;
+                    data.truncate(left);
+                    if let Some(s) = self.states.get_mut(&name) {
+                        s.forwarded += data.len() as i64;
+                    }
+                    if !data.is_empty()
+                        && let Flow::Stop(end) = self.through(rest, data, at, hurry).await
+                    {
+                        return Flow::Stop(end);
+                    }
+                    if reached {
+                        Flow::Stop(End::Close)
+                    } else {
+                        Flow::Go
+                    }
+                }
+            }
+        })
+    }
+
+    async fn wait_until(&mut self, deadline: Instant) -> Wait {
+        tokio::select! {
+            _ = self.conn.cancelled() => Wait::Cancelled,
+            _ = sleep_until(deadline) => Wait::Done,
+            changed = self.chain.changed() => {
+                if changed.is_err() {
+                    return Wait::Cancelled;
+                }
+                self.dirty = true;
+                Wait::Interrupted
+            }
+        }
+    }
+
+    async fn write(&mut self, data: &[u8]) -> Flow {
+        tokio::select! {
+            _ = self.conn.cancelled() => Flow::Stop(End::Close),
+            r = self.dst.write_all(data) => match r {
+                Ok(()) => {
+                    self.counters.sent.fetch_add(data.len() as u64, Ordering::Relaxed);
+                    Flow::Go
+                }
+                Err(_) => Flow::Stop(End::Close),
+            },
+        }
+    }
+}
+
+enum Wait {
+    Done,
+    Interrupted,
+    Cancelled,
+}
+
+/// True with probability `toxicity` (>= 1 always, <= 0 never).
+fn roll(rng: &mut ChaCha8Rng, toxicity: f32) -> bool {
+    if toxicity >= 1.0 {
+        return true;
+    }
+    if toxicity <= 0.0 || toxicity.is_nan() {
+        return false;
+    }
+    rng.random::<f32>() < toxicity
+}
+
+/// Halves `data` recursively, the cut shifted by up to `variation` bytes, until every piece
+/// is at most `average + variation` bytes. Iterative, so no input can exhaust the stack.
+fn slice(
+    rng: &mut ChaCha8Rng,
+    data: Bytes,
+    average: usize,
+    variation: usize,
+    out: &mut Vec<Bytes>,
+) {
+    let limit = (average + variation).max(1);
+    let mut stack = vec![data];
+    while let Some(piece) = stack.pop() {
+        if piece.len() <= limit {
+            out.push(piece);
+            continue;
+        }
+        let mid = piece.len() / 2;
+        let shift = if variation > 0 {
+            rng.random_range(0..2 * variation) as isize - variation as isize
+        } else {
+            0
+        };
+        let cut = (mid as isize + shift).clamp(1, piece.len() as isize - 1) as usize;
+        let mut left = piece;
+        let right = left.split_off(cut);
+        // Pushed right first so the left half is emitted first.
+        stack.push(right);
+        stack.push(left);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slices_stay_in_bounds_and_in_order() {
+        let mut rng = ChaCha8Rng::seed_from_u64(1);
+        let data: Bytes = (0..2000u32).map(|i| i as u8).collect::<Vec<u8>>().into();
+        let mut out = Vec::new();
+        slice(&mut rng, data.clone(), 100, 10, &mut out);
+        assert!(out.iter().all(|p| !p.is_empty() && p.len() <= 110));
+        assert!(out.iter().any(|p| p.len() < 100));
+        let joined: Vec<u8> = out.iter().flat_map(|p| p.iter().copied()).collect();
+        assert_eq!(joined, data.to_vec());
+        let mut one = Vec::new();
+        slice(&mut rng, Bytes::from_static(b"abc"), 1, 0, &mut one);
+        assert_eq!(one.len(), 3);
+    }
+
+    #[test]
+    fn toxicity_rolls_are_bounded() {
+        let mut rng = ChaCha8Rng::seed_from_u64(7);
+        assert!(roll(&mut rng, 1.0) && roll(&mut rng, 7.0));
+        assert!(!roll(&mut rng, 0.0) && !roll(&mut rng, -3.0));
+        // 10,000 rolls at 0.3: mean 3000, sd 45.8; accept within 5 sd.
+        let hits = (0..10_000).filter(|_| roll(&mut rng, 0.3)).count() as f64;
+        assert!((hits - 3000.0).abs() < 5.0 * 45.8, "{hits}");
+    }
+}

@@ -1,0 +1,586 @@
+//! Every toxic's behaviour on real loopback sockets: a proxy in front of an echo server or a
+//! scripted upstream. Timings are checked as bounded ranges; every await has a timeout, so a
+//! hang fails fast instead of wedging the suite.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use simian_proxy::{NewProxy, NewToxic, ProxyUpdate, Registry, RegistryConfig};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::time::timeout;
+
+const LIMIT: Duration = Duration::from_secs(10);
+
+async fn echo_server() -> SocketAddr {
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = l.accept().await {
+            tokio::spawn(async move {
+                let (mut r, mut w) = s.split();
+                let _ = tokio::io::copy(&mut r, &mut w).await;
+            });
+        }
+    });
+    addr
+}
+
+/// An upstream that sends `greeting` to each client and then closes.
+async fn greeting_server(greeting: &'static [u8]) -> SocketAddr {
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = l.accept().await {
+            tokio::spawn(async move {
+                let _ = s.write_all(greeting).await;
+            });
+        }
+    });
+    addr
+}
+
+fn registry(seed: u64) -> Arc<Registry> {
+    Arc::new(Registry::new(RegistryConfig {
+        seed: Some(seed),
+        dial_timeout: Duration::from_secs(2),
+    }))
+}
+
+fn proxy(r: &Registry, name: &str, upstream: SocketAddr) -> SocketAddr {
+    let p = r
+        .create(NewProxy {
+            name: name.into(),
+            listen: "127.0.0.1:0".into(),
+            upstream: upstream.to_string(),
+            enabled: true,
+        })
+        .unwrap();
+    p.listen.parse().unwrap()
+}
+
+fn toxic(
+    r: &Registry,
+    proxy: &str,
+    type_name: &str,
+    stream: &str,
+    attributes: &[(&str, i64)],
+    toxicity: Option<f32>,
+) -> String {
+    r.add_toxic(
+        proxy,
+        NewToxic {
+            name: None,
+            type_name: type_name.into(),
+            stream: Some(stream.into()),
+            toxicity,
+            attributes: attributes
+                .iter()
+                .map(|(k, v)| (k.to_string(), *v))
+                .collect(),
+        },
+    )
+    .unwrap()
+    .name
+}
+
+async fn round_trip(s: &mut TcpStream, payload: &[u8]) -> Duration {
+    let started = Instant::now();
+    s.write_all(payload).await.unwrap();
+    let mut got = vec![0u8; payload.len()];
+    timeout(LIMIT, s.read_exact(&mut got))
+        .await
+        .expect("round trip timed out")
+        .unwrap();
+    assert_eq!(got, payload);
+    started.elapsed()
+}
+
+fn within(d: Duration, lo_ms: u64, hi_ms: u64) {
+    assert!(
+        d >= Duration::from_millis(lo_ms) && d <= Duration::from_millis(hi_ms),
+        "{d:?} not in [{lo_ms}, {hi_ms}] ms"
+    );
+}
+
+/// Reads until EOF or error; returns what was read and whether it ended with a reset.
+async fn drain(s: &mut TcpStream) -> (Vec<u8>, bool) {
+    let mut out = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        match timeout(LIMIT, s.read(&mut buf))
+            .await
+            .expect("read timed out")
+        {
+            Ok(0) => return (out, false),
+            Ok(n) => out.extend_from_slice(&buf[..n]),
+            Err(e) => return (out, e.kind() == std::io::ErrorKind::ConnectionReset),
+        }
+    }
+}
+
+#[tokio::test]
+async fn bytes_pass_through_intact_both_ways() {
+    let r = registry(1);
+    let addr = proxy(&r, "echo", echo_server().await);
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    let payload: Vec<u8> = (0..1_000_000u32).map(|i| (i * 7 % 251) as u8).collect();
+    let (mut rd, mut wr) = s.split();
+    let send = async {
+        wr.write_all(&payload).await.unwrap();
+    };
+    let mut got = vec![0u8; payload.len()];
+    let recv = async {
+        timeout(LIMIT, rd.read_exact(&mut got))
+            .await
+            .unwrap()
+            .unwrap()
+    };
+    tokio::join!(send, recv);
+    assert_eq!(got, payload);
+}
+
+#[tokio::test]
+async fn latency_delays_each_direction_and_changes_live_connections() {
+    let r = registry(2);
+    let addr = proxy(&r, "p", echo_server().await);
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    within(round_trip(&mut s, b"ping").await, 0, 50);
+    // Added to an open connection: the next round trip is slower.
+    let down = toxic(&r, "p", "latency", "downstream", &[("latency", 100)], None);
+    within(round_trip(&mut s, b"ping").await, 95, 300);
+    let up = toxic(&r, "p", "latency", "upstream", &[("latency", 100)], None);
+    within(round_trip(&mut s, b"ping").await, 195, 400);
+    r.remove_toxic("p", &up).unwrap();
+    r.remove_toxic("p", &down).unwrap();
+    within(round_trip(&mut s, b"ping").await, 0, 50);
+}
+
+#[tokio::test]
+async fn jitter_stays_within_its_bounds() {
+    let r = registry(3);
+    let addr = proxy(&r, "p", echo_server().await);
+    toxic(
+        &r,
+        "p",
+        "latency",
+        "downstream",
+        &[("latency", 100), ("jitter", 50)],
+        None,
+    );
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    let mut spread = Vec::new();
+    for _ in 0..10 {
+        let d = round_trip(&mut s, b"x").await;
+        within(d, 45, 250);
+        spread.push(d);
+    }
+    let (min, max) = (spread.iter().min().unwrap(), spread.iter().max().unwrap());
+    assert!(
+        *max - *min > Duration::from_millis(10),
+        "jitter varies the delay: {spread:?}"
+    );
+}
+
+#[tokio::test]
+async fn bandwidth_limits_the_rate() {
+    let r = registry(4);
+    let addr = proxy(&r, "p", echo_server().await);
+    toxic(&r, "p", "bandwidth", "downstream", &[("rate", 100)], None);
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    // 50 KB at 100 KB/s: half a second.
+    let payload = vec![7u8; 50_000];
+    within(round_trip(&mut s, &payload).await, 420, 900);
+    assert!(
+        r.add_toxic(
+            "p",
+            NewToxic {
+                name: Some("zero".into()),
+                type_name: "bandwidth".into(),
+                stream: None,
+                toxicity: None,
+                attributes: vec![("rate".into(), 0)]
+            }
+        )
+        .is_err()
+    );
+}
+
+#[tokio::test]
+async fn slow_close_postpones_the_close() {
+    let r = registry(5);
+    let addr = proxy(&r, "p", greeting_server(b"hello").await);
+    toxic(&r, "p", "slow_close", "downstream", &[("delay", 300)], None);
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    let started = Instant::now();
+    let (data, _) = drain(&mut s).await;
+    assert_eq!(data, b"hello");
+    within(started.elapsed(), 280, 900);
+}
+
+#[tokio::test]
+async fn timeout_discards_and_closes_after_silence() {
+    let r = registry(6);
+    let addr = proxy(&r, "p", echo_server().await);
+    toxic(&r, "p", "timeout", "upstream", &[("timeout", 200)], None);
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    s.write_all(b"lost").await.unwrap();
+    let started = Instant::now();
+    let (data, _) = drain(&mut s).await;
+    assert!(data.is_empty(), "data is discarded");
+    within(started.elapsed(), 150, 800);
+}
+
+#[tokio::test]
+async fn timeout_zero_holds_until_removed_then_closes() {
+    let r = registry(7);
+    let addr = proxy(&r, "p", echo_server().await);
+    let name = toxic(&r, "p", "timeout", "downstream", &[("timeout", 0)], None);
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    s.write_all(b"held").await.unwrap();
+    let mut buf = [0u8; 16];
+    assert!(
+        timeout(Duration::from_millis(400), s.read(&mut buf))
+            .await
+            .is_err(),
+        "held, not closed"
+    );
+    r.remove_toxic("p", &name).unwrap();
+    let (data, _) = drain(&mut s).await;
+    assert!(
+        data.is_empty(),
+        "removing a timeout toxic closes its connections"
+    );
+}
+
+#[tokio::test]
+async fn reset_peer_sends_a_tcp_reset() {
+    let r = registry(8);
+    let addr = proxy(&r, "p", echo_server().await);
+    toxic(&r, "p", "reset_peer", "upstream", &[("timeout", 100)], None);
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    let started = Instant::now();
+    s.write_all(b"boom").await.unwrap();
+    let (data, reset) = drain(&mut s).await;
+    assert!(data.is_empty());
+    assert!(reset, "the client sees ECONNRESET, not a clean EOF");
+    within(started.elapsed(), 90, 800);
+    // A silent connection is never reset.
+    let mut quiet = TcpStream::connect(addr).await.unwrap();
+    let mut buf = [0u8; 4];
+    assert!(
+        timeout(Duration::from_millis(300), quiet.read(&mut buf))
+            .await
+            .is_err()
+    );
+}
+
+#[tokio::test]
+async fn slicer_cuts_chunks_into_delayed_pieces() {
+    let r = registry(9);
+    let addr = proxy(&r, "p", echo_server().await);
+    toxic(
+        &r,
+        "p",
+        "slicer",
+        "downstream",
+        &[("average_size", 10), ("size_variation", 0), ("delay", 2000)],
+        None,
+    );
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    let payload: Vec<u8> = (0..1000u32).map(|i| i as u8).collect();
+    // At least 100 pieces, 2 ms apart.
+    within(round_trip(&mut s, &payload).await, 190, 3000);
+    for bad in [
+        vec![("average_size", 0), ("size_variation", 0)],
+        vec![("average_size", -1), ("size_variation", 5)],
+    ] {
+        let t = NewToxic {
+            name: Some("bad".into()),
+            type_name: "slicer".into(),
+            stream: None,
+            toxicity: None,
+            attributes: bad.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
+        };
+        assert!(r.add_toxic("p", t).is_err());
+    }
+}
+
+#[tokio::test]
+async fn limit_data_truncates_then_closes() {
+    let r = registry(10);
+    let addr = proxy(&r, "p", echo_server().await);
+    toxic(&r, "p", "limit_data", "downstream", &[("bytes", 10)], None);
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    s.write_all(b"0123456789abcdef").await.unwrap();
+    let (data, _) = drain(&mut s).await;
+    assert_eq!(data, b"0123456789");
+}
+
+#[tokio::test]
+async fn toxicity_zero_never_applies_and_one_always_does() {
+    let r = registry(11);
+    let addr = proxy(&r, "p", echo_server().await);
+    let name = toxic(
+        &r,
+        "p",
+        "latency",
+        "downstream",
+        &[("latency", 300)],
+        Some(0.0),
+    );
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    within(round_trip(&mut s, b"x").await, 0, 100);
+    r.update_toxic("p", &name, vec![], Some(1.0)).unwrap();
+    within(round_trip(&mut s, b"x").await, 290, 600);
+}
+
+/// With the same seed, the same connections are chosen by a toxicity-0.5 toxic.
+#[tokio::test]
+async fn a_seed_makes_toxicity_reproducible() {
+    let upstream = echo_server().await;
+    let mut patterns = Vec::new();
+    for _ in 0..2 {
+        let r = registry(42);
+        let addr = proxy(&r, "p", upstream);
+        toxic(
+            &r,
+            "p",
+            "latency",
+            "downstream",
+            &[("latency", 150)],
+            Some(0.5),
+        );
+        let mut pattern = Vec::new();
+        for _ in 0..16 {
+            let mut s = TcpStream::connect(addr).await.unwrap();
+            pattern.push(round_trip(&mut s, b"x").await > Duration::from_millis(100));
+        }
+        patterns.push(pattern);
+    }
+    assert_eq!(patterns[0], patterns[1]);
+    let slow = patterns[0].iter().filter(|x| **x).count();
+    assert!((2..=14).contains(&slow), "about half are slowed: {slow}/16");
+}
+
+#[tokio::test]
+async fn disable_closes_connections_and_enable_rebinds_the_same_port_with_toxics() {
+    let r = registry(12);
+    let addr = proxy(&r, "p", echo_server().await);
+    toxic(&r, "p", "latency", "downstream", &[("latency", 100)], None);
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    round_trip(&mut s, b"x").await;
+    r.update(
+        "p",
+        ProxyUpdate {
+            enabled: Some(false),
+            ..ProxyUpdate::default()
+        },
+    )
+    .unwrap();
+    let (data, _) = drain(&mut s).await;
+    assert!(data.is_empty());
+    assert!(
+        TcpStream::connect(addr).await.is_err(),
+        "refused while disabled"
+    );
+    let p = r
+        .update(
+            "p",
+            ProxyUpdate {
+                enabled: Some(true),
+                ..ProxyUpdate::default()
+            },
+        )
+        .unwrap();
+    assert_eq!(p.listen, addr.to_string());
+    assert_eq!(p.toxics.len(), 1);
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    within(round_trip(&mut s, b"x").await, 95, 400);
+}
+
+#[tokio::test]
+async fn an_unreachable_upstream_closes_the_client_and_spares_the_others() {
+    let r = registry(13);
+    let dead = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap()
+    };
+    let bad = proxy(&r, "bad", dead);
+    let good = proxy(&r, "good", echo_server().await);
+    let mut clients = Vec::new();
+    for _ in 0..20 {
+        clients.push(TcpStream::connect(bad).await.unwrap());
+    }
+    let mut s = TcpStream::connect(good).await.unwrap();
+    within(round_trip(&mut s, b"x").await, 0, 100);
+    for mut c in clients {
+        let (data, reset) = drain(&mut c).await;
+        assert!(data.is_empty() && !reset, "closed with EOF, not reset");
+    }
+}
+
+/// The control plane never waits for links: toxics churn while 20 connections stream, and
+/// every registry call returns promptly (a hang, as in Toxiproxy's #558, fails the test).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn toxic_churn_under_traffic_never_blocks_the_control_plane() {
+    let r = registry(14);
+    let addr = proxy(&r, "p", echo_server().await);
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut streams = Vec::new();
+    for _ in 0..20 {
+        let stop = stop.clone();
+        streams.push(tokio::spawn(async move {
+            let mut s = TcpStream::connect(addr).await.unwrap();
+            let chunk = vec![1u8; 16 * 1024];
+            let mut buf = vec![0u8; 16 * 1024];
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                if timeout(Duration::from_secs(5), async {
+                    s.write_all(&chunk).await?;
+                    s.read_exact(&mut buf).await
+                })
+                .await
+                .is_err()
+                {
+                    break;
+                }
+            }
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let mut slowest = Duration::ZERO;
+    for i in 0..200 {
+        let started = Instant::now();
+        let kind = ["latency", "bandwidth", "timeout", "slicer", "limit_data"][i % 5];
+        let attrs: &[(&str, i64)] = match kind {
+            "bandwidth" => &[("rate", 1000)],
+            "slicer" => &[("average_size", 64)],
+            "limit_data" => &[("bytes", 1 << 30)],
+            _ => &[("latency", 5)],
+        };
+        let name = toxic(
+            &r,
+            "p",
+            kind,
+            if i % 2 == 0 { "upstream" } else { "downstream" },
+            attrs,
+            None,
+        );
+        r.remove_toxic("p", &name).unwrap();
+        slowest = slowest.max(started.elapsed());
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    assert!(
+        slowest < Duration::from_secs(1),
+        "a control call took {slowest:?}"
+    );
+    for s in streams {
+        let _ = timeout(LIMIT, s).await;
+    }
+}
+
+/// A loopback listener whose accept queue is full: further connection attempts get no answer
+/// (the kernel drops their SYNs), so dialing it is slow rather than refused.
+fn slow_upstream() -> (SocketAddr, Vec<std::net::TcpStream>, rustix::fd::OwnedFd) {
+    use rustix::net::{AddressFamily, SocketType, bind, getsockname, listen, socket};
+    let fd = socket(AddressFamily::INET, SocketType::STREAM, None).unwrap();
+    bind(&fd, &SocketAddr::from(([127, 0, 0, 1], 0))).unwrap();
+    listen(&fd, 0).unwrap();
+    let addr: SocketAddr = match getsockname(&fd).unwrap().try_into() {
+        Ok(a) => a,
+        Err(_) => panic!("not an inet address"),
+    };
+    // Fill the queue (never accepted) until a connect stops completing at once.
+    let mut fillers = Vec::new();
+    for _ in 0..4 {
+        match std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(200)) {
+            Ok(s) => fillers.push(s),
+            Err(_) => break,
+        }
+    }
+    (addr, fillers, fd)
+}
+
+/// A slow upstream never delays other clients: the dial runs in the connection's own task,
+/// with a timeout, so the same proxy keeps accepting and other proxies keep serving.
+#[tokio::test]
+async fn a_slow_upstream_times_out_without_delaying_anyone() {
+    let (upstream, _fillers, _fd) = slow_upstream();
+    let probe =
+        tokio::time::timeout(Duration::from_millis(300), TcpStream::connect(upstream)).await;
+    assert!(
+        probe.is_err(),
+        "the upstream must be slow to dial for this test to mean anything"
+    );
+    let r = Arc::new(Registry::new(RegistryConfig {
+        seed: Some(15),
+        dial_timeout: Duration::from_millis(500),
+    }));
+    let slow = proxy(&r, "slow", upstream);
+    let good = proxy(&r, "good", echo_server().await);
+    let started = Instant::now();
+    let mut waiting = Vec::new();
+    for _ in 0..10 {
+        // Accepted at once, although the dial behind each one is stuck.
+        waiting.push(
+            timeout(Duration::from_millis(200), TcpStream::connect(slow))
+                .await
+                .expect("accept delayed")
+                .unwrap(),
+        );
+    }
+    let mut s = TcpStream::connect(good).await.unwrap();
+    within(round_trip(&mut s, b"x").await, 0, 100);
+    for mut c in waiting {
+        let (data, _) = drain(&mut c).await;
+        assert!(data.is_empty());
+    }
+    within(started.elapsed(), 450, 3000);
+}
+
+/// Behind a slow toxic the proxy stops reading once a connection's queue holds about 1 MB,
+/// so TCP pushes back on the client instead of memory growing (Toxiproxy #232).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memory_stays_bounded_behind_a_latency_toxic() {
+    let r = registry(16);
+    let sink = {
+        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        tokio::spawn(async move {
+            while let Ok((mut s, _)) = l.accept().await {
+                tokio::spawn(async move {
+                    let mut buf = vec![0u8; 65536];
+                    while matches!(s.read(&mut buf).await, Ok(n) if n > 0) {}
+                });
+            }
+        });
+        addr
+    };
+    let addr = proxy(&r, "p", sink);
+    toxic(&r, "p", "latency", "upstream", &[("latency", 60_000)], None);
+    let mut pushed = Vec::new();
+    for _ in 0..8 {
+        let mut s = TcpStream::connect(addr).await.unwrap();
+        let chunk = vec![5u8; 64 * 1024];
+        let mut total = 0usize;
+        // Write until the proxy stops taking data (nothing is forwarded for a minute).
+        while let Ok(Ok(n)) = timeout(Duration::from_millis(300), s.write(&chunk)).await {
+            total += n;
+            assert!(total < 64 << 20, "the proxy kept reading: {total} bytes");
+        }
+        pushed.push(total);
+    }
+    for total in &pushed {
+        // The queue bound (1 MB) plus the kernel's socket buffers on both hops.
+        assert!(
+            *total < 24 << 20,
+            "{total} bytes accepted on one connection"
+        );
+        assert!(
+            *total > 1 << 20,
+            "{total}: the queue holds data ahead of the toxic"
+        );
+    }
+}

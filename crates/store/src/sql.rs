@@ -1,0 +1,460 @@
+//! The tracker's logic, written once in portable SQL over a [`Backend`].
+
+use jiff::Timestamp;
+use jiff::civil::Date;
+use simian_core::{
+    Check, Claim, ClaimResult, EntryStatus, Group, HistoryFilter, NewSchedule, Origin, Refusal,
+    Schedule, ScheduleEntry, Store, StoreError, Termination, TerminationState,
+};
+
+use crate::backend::{Backend, Row, Tx, Value};
+
+/// A [`Store`] over any [`Backend`].
+pub struct SqlStore<B> {
+    backend: B,
+}
+
+impl<B: Backend> SqlStore<B> {
+    /// Wraps `backend`, applying any migration it has not seen yet.
+    pub fn new(backend: B) -> Result<SqlStore<B>, StoreError> {
+        let migrations = backend.migrations();
+        backend.transaction(true, &mut |tx| {
+            tx.execute(
+                "CREATE TABLE IF NOT EXISTS simian_migrations (version BIGINT PRIMARY KEY, applied_at_ms BIGINT NOT NULL)",
+                &[],
+            )?;
+            let applied = tx.query("SELECT COALESCE(MAX(version), 0) FROM simian_migrations", &[])?;
+            let current = applied.first().map(|r| r.int(0, "migration version")).transpose()?.unwrap_or(0);
+            for (version, sql) in migrations.iter().filter(|(v, _)| *v > current) {
+                tracing::info!(version, "applying store migration");
+                tx.execute(sql, &[])?;
+                tx.execute(
+                    "INSERT INTO simian_migrations (version, applied_at_ms) VALUES ($1, $2)",
+                    &[int(*version), int(Timestamp::now().as_millisecond())],
+                )?;
+            }
+            Ok(())
+        })?;
+        Ok(SqlStore { backend })
+    }
+}
+
+fn int(v: i64) -> Value {
+    Value::Int(Some(v))
+}
+fn text(v: &str) -> Value {
+    Value::Text(Some(v.to_string()))
+}
+fn opt_text(v: &Option<String>) -> Value {
+    Value::Text(v.clone())
+}
+fn ms(t: Timestamp) -> Value {
+    int(t.as_millisecond())
+}
+
+fn timestamp(v: i64, what: &'static str) -> Result<Timestamp, StoreError> {
+    Timestamp::from_millisecond(v).map_err(|_| StoreError::Corrupt {
+        what,
+        value: v.to_string(),
+    })
+}
+
+fn parse<T: std::str::FromStr>(v: String, what: &'static str) -> Result<T, StoreError> {
+    v.parse()
+        .map_err(|_| StoreError::Corrupt { what, value: v })
+}
+
+const ENTRY_COLUMNS: &str = "id, date, time_ms, app, account, region, stack, cluster, status";
+
+fn entry(row: &Row) -> Result<ScheduleEntry, StoreError> {
+    Ok(ScheduleEntry {
+        id: row.int(0, "entry id")?,
+        date: parse::<Date>(row.text(1, "entry date")?, "entry date")?,
+        time: timestamp(row.int(2, "entry time")?, "entry time")?,
+        group: Group {
+            app: row.text(3, "entry app")?,
+            account: row.text(4, "entry account")?,
+            region: row.opt_text(5, "entry region")?,
+            stack: row.opt_text(6, "entry stack")?,
+            cluster: row.opt_text(7, "entry cluster")?,
+        },
+        status: parse::<EntryStatus>(row.text(8, "entry status")?, "entry status")?,
+    })
+}
+
+const TERMINATION_COLUMNS: &str = "id, schedule_entry, recorded_at_ms, finished_at_ms, instance_id, app, account, \
+     region, zone, stack, cluster, provider, dry_run, state, detail, origin";
+
+fn termination(row: &Row) -> Result<Termination, StoreError> {
+    Ok(Termination {
+        id: row.int(0, "termination id")?,
+        schedule_entry: row.opt_int(1, "termination entry")?,
+        recorded_at: timestamp(row.int(2, "recorded_at")?, "recorded_at")?,
+        finished_at: row
+            .opt_int(3, "finished_at")?
+            .map(|v| timestamp(v, "finished_at"))
+            .transpose()?,
+        instance_id: row.text(4, "instance_id")?,
+        app: row.text(5, "app")?,
+        account: row.text(6, "account")?,
+        region: row.text(7, "region")?,
+        zone: row.text(8, "zone")?,
+        stack: row.text(9, "stack")?,
+        cluster: row.text(10, "cluster")?,
+        provider: row.text(11, "provider")?,
+        dry_run: row.bool(12, "dry_run")?,
+        state: parse::<TerminationState>(row.text(13, "state")?, "state")?,
+        detail: row.text(14, "detail")?,
+        origin: parse::<Origin>(row.text(15, "origin")?, "origin")?,
+    })
+}
+
+const REFUSAL_COLUMNS: &str = "id, at_ms, app, account, region, stack, cluster, instance_id, check_name, reason, dry_run, schedule_entry, origin";
+
+fn refusal(row: &Row) -> Result<Refusal, StoreError> {
+    Ok(Refusal {
+        id: row.int(0, "refusal id")?,
+        at: timestamp(row.int(1, "refusal time")?, "refusal time")?,
+        app: row.text(2, "app")?,
+        account: row.text(3, "account")?,
+        region: row.text(4, "region")?,
+        stack: row.text(5, "stack")?,
+        cluster: row.text(6, "cluster")?,
+        instance_id: row.opt_text(7, "instance_id")?,
+        check: parse::<Check>(row.text(8, "check")?, "check")?,
+        reason: row.text(9, "reason")?,
+        dry_run: row.bool(10, "dry_run")?,
+        schedule_entry: row.opt_int(11, "refusal entry")?,
+        origin: parse::<Origin>(row.text(12, "origin")?, "origin")?,
+    })
+}
+
+fn load_schedule(tx: &mut dyn Tx, date: Date) -> Result<Option<Schedule>, StoreError> {
+    let day = date.to_string();
+    let Some(head) = tx
+        .query(
+            "SELECT seed, made_at_ms FROM schedules WHERE date = $1",
+            &[text(&day)],
+        )?
+        .into_iter()
+        .next()
+    else {
+        return Ok(None);
+    };
+    let entries = tx
+        .query(
+            &format!(
+                "SELECT {ENTRY_COLUMNS} FROM schedule_entries WHERE date = $1 ORDER BY time_ms, id"
+            ),
+            &[text(&day)],
+        )?
+        .iter()
+        .map(entry)
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Some(Schedule {
+        date,
+        seed: head.int(0, "seed")? as u64,
+        made_at: timestamp(head.int(1, "made_at")?, "made_at")?,
+        entries,
+    }))
+}
+
+/// True (and the entry moved to `status`) when `entry` was still pending.
+fn take_entry(
+    tx: &mut dyn Tx,
+    entry: Option<i64>,
+    status: EntryStatus,
+) -> Result<bool, StoreError> {
+    let Some(id) = entry else { return Ok(true) };
+    let changed = tx.execute(
+        "UPDATE schedule_entries SET status = $1 WHERE id = $2 AND status = 'pending'",
+        &[text(status.as_str()), int(id)],
+    )?;
+    Ok(changed == 1)
+}
+
+fn insert_refusal(tx: &mut dyn Tx, r: &Refusal) -> Result<i64, StoreError> {
+    let rows = tx.query(
+        &format!(
+            "INSERT INTO refusals ({}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING id",
+            &REFUSAL_COLUMNS["id, ".len()..]
+        ),
+        &[
+            ms(r.at),
+            text(&r.app),
+            text(&r.account),
+            text(&r.region),
+            text(&r.stack),
+            text(&r.cluster),
+            opt_text(&r.instance_id),
+            text(r.check.as_str()),
+            text(&r.reason),
+            Value::Bool(r.dry_run),
+            Value::Int(r.schedule_entry),
+            text(r.origin.as_str()),
+        ],
+    )?;
+    rows.first()
+        .ok_or(StoreError::Corrupt {
+            what: "refusal id",
+            value: "none returned".into(),
+        })?
+        .int(0, "refusal id")
+}
+
+/// Records `r` and moves its entry out of pending, or does nothing when the entry was handled.
+fn refuse_in(tx: &mut dyn Tx, r: &Refusal) -> Result<Option<i64>, StoreError> {
+    let status = if r.check == Check::Missed {
+        EntryStatus::Missed
+    } else {
+        EntryStatus::Refused
+    };
+    if !take_entry(tx, r.schedule_entry, status)? {
+        return Ok(None);
+    }
+    insert_refusal(tx, r).map(Some)
+}
+
+fn filter_sql(filter: &HistoryFilter, time_column: &str) -> (String, Vec<Value>) {
+    let mut sql = String::from(" WHERE 1 = 1");
+    let mut params = Vec::new();
+    if let Some(since) = filter.since {
+        params.push(ms(since));
+        sql.push_str(&format!(" AND {time_column} >= ${}", params.len()));
+    }
+    if let Some(app) = &filter.app {
+        params.push(text(app));
+        sql.push_str(&format!(" AND app = ${}", params.len()));
+    }
+    (sql, params)
+}
+
+fn newest_last<T>(mut rows: Vec<T>, reversed: bool) -> Vec<T> {
+    if reversed {
+        rows.reverse();
+    }
+    rows
+}
+
+impl<B: Backend> Store for SqlStore<B> {
+    fn save_schedule(&self, schedule: &NewSchedule) -> Result<Schedule, StoreError> {
+        self.backend.transaction(true, &mut |tx| {
+            if let Some(existing) = load_schedule(tx, schedule.date)? {
+                return Ok(existing);
+            }
+            let day = schedule.date.to_string();
+            tx.execute(
+                "INSERT INTO schedules (date, seed, made_at_ms) VALUES ($1, $2, $3)",
+                &[text(&day), int(schedule.seed as i64), ms(schedule.made_at)],
+            )?;
+            for kill in &schedule.kills {
+                let g = &kill.group;
+                tx.execute(
+                    "INSERT INTO schedule_entries (date, time_ms, app, account, region, stack, cluster, status) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, 'pending')",
+                    &[text(&day), ms(kill.time), text(&g.app), text(&g.account), opt_text(&g.region), opt_text(&g.stack), opt_text(&g.cluster)],
+                )?;
+            }
+            load_schedule(tx, schedule.date)?.ok_or(StoreError::Corrupt {
+                what: "schedule",
+                value: "missing right after insert".into(),
+            })
+        })
+    }
+
+    fn schedule(&self, date: Date) -> Result<Option<Schedule>, StoreError> {
+        self.backend
+            .transaction(false, &mut |tx| load_schedule(tx, date))
+    }
+
+    fn due_entries(&self, until: Timestamp) -> Result<Vec<ScheduleEntry>, StoreError> {
+        self.backend.transaction(false, &mut |tx| {
+            tx.query(
+                &format!("SELECT {ENTRY_COLUMNS} FROM schedule_entries WHERE status = 'pending' AND time_ms <= $1 ORDER BY time_ms, id"),
+                &[ms(until)],
+            )?
+            .iter()
+            .map(entry)
+            .collect()
+        })
+    }
+
+    fn next_pending(&self) -> Result<Option<Timestamp>, StoreError> {
+        self.backend.transaction(false, &mut |tx| {
+            let rows = tx.query(
+                "SELECT MIN(time_ms) FROM schedule_entries WHERE status = 'pending'",
+                &[],
+            )?;
+            match rows
+                .first()
+                .map(|r| r.opt_int(0, "next pending"))
+                .transpose()?
+                .flatten()
+            {
+                Some(v) => timestamp(v, "next pending").map(Some),
+                None => Ok(None),
+            }
+        })
+    }
+
+    fn claim(&self, claim: &Claim) -> Result<ClaimResult, StoreError> {
+        let i = &claim.instance;
+        self.backend.transaction(true, &mut |tx| {
+            if let Some(id) = claim.schedule_entry {
+                let rows = tx.query("SELECT status FROM schedule_entries WHERE id = $1", &[int(id)])?;
+                let status = match rows.first() {
+                    Some(row) => parse::<EntryStatus>(row.text(0, "entry status")?, "entry status")?,
+                    None => return Err(StoreError::Corrupt { what: "schedule entry", value: id.to_string() }),
+                };
+                if status != EntryStatus::Pending {
+                    return Ok(ClaimResult::AlreadyHandled);
+                }
+            }
+            let refusal = |check: Check, reason: String| Refusal {
+                id: 0,
+                at: claim.at,
+                app: i.app.clone(),
+                account: i.account.clone(),
+                region: i.region.clone(),
+                stack: i.stack.clone(),
+                cluster: i.cluster.clone(),
+                instance_id: Some(i.id.clone()),
+                check,
+                reason,
+                dry_run: claim.dry_run,
+                schedule_entry: claim.schedule_entry,
+                origin: claim.origin,
+            };
+            // A dry run counts every earlier kill; a real kill counts only real ones, so dry
+            // runs never block real kills.
+            let kinds = Value::Bool(claim.dry_run);
+
+            let today = tx.query(
+                "SELECT COUNT(*) FROM terminations WHERE recorded_at_ms >= $1 AND recorded_at_ms < $2 AND (dry_run = false OR $3)",
+                &[ms(claim.day_start), ms(claim.day_end), kinds.clone()],
+            )?;
+            let count = today.first().map(|r| r.int(0, "count")).transpose()?.unwrap_or(0);
+            if count >= i64::from(claim.max_kills_per_day) {
+                let mut r = refusal(
+                    Check::MaxKillsPerDay,
+                    format!("max_kills_per_day ({}) reached: {count} kills recorded today", claim.max_kills_per_day),
+                );
+                r.id = refuse_in(tx, &r)?.unwrap_or(0);
+                return Ok(ClaimResult::Refused(r));
+            }
+
+            let g = &claim.group;
+            let recent = tx.query(
+                "SELECT instance_id, recorded_at_ms, dry_run FROM terminations \
+                 WHERE app = $1 AND account = $2 AND (CAST($3 AS TEXT) IS NULL OR region = $3) \
+                 AND (CAST($4 AS TEXT) IS NULL OR stack = $4) AND (CAST($5 AS TEXT) IS NULL OR cluster = $5) \
+                 AND recorded_at_ms >= $6 AND (dry_run = false OR $7) \
+                 ORDER BY recorded_at_ms DESC LIMIT 1",
+                &[text(&g.app), text(&g.account), opt_text(&g.region), opt_text(&g.stack), opt_text(&g.cluster), ms(claim.min_time_threshold), kinds.clone()],
+            )?;
+            if let Some(row) = recent.first() {
+                let last = timestamp(row.int(1, "recorded_at")?, "recorded_at")?;
+                let kind = if row.bool(2, "dry_run")? { "a dry-run kill" } else { "a kill" };
+                let mut r = refusal(
+                    Check::MinTimeBetweenKills,
+                    format!(
+                        "{kind} of {} at {last} in group {g} is more recent than min_time_between_kills allows (no kill since {})",
+                        row.text(0, "instance_id")?,
+                        claim.min_time_threshold
+                    ),
+                );
+                r.id = refuse_in(tx, &r)?.unwrap_or(0);
+                return Ok(ClaimResult::Refused(r));
+            }
+
+            if !take_entry(tx, claim.schedule_entry, EntryStatus::Fired)? {
+                return Ok(ClaimResult::AlreadyHandled);
+            }
+            let state = if claim.dry_run { TerminationState::DryRun } else { TerminationState::Recorded };
+            let detail = if claim.dry_run { "dry run: recorded, nothing was done" } else { "" };
+            let rows = tx.query(
+                &format!(
+                    "INSERT INTO terminations ({}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) RETURNING {TERMINATION_COLUMNS}",
+                    &TERMINATION_COLUMNS["id, ".len()..]
+                ),
+                &[
+                    Value::Int(claim.schedule_entry),
+                    ms(claim.at),
+                    if claim.dry_run { ms(claim.at) } else { Value::Int(None) },
+                    text(&i.id),
+                    text(&i.app),
+                    text(&i.account),
+                    text(&i.region),
+                    text(&i.zone),
+                    text(&i.stack),
+                    text(&i.cluster),
+                    text(&claim.provider),
+                    Value::Bool(claim.dry_run),
+                    text(state.as_str()),
+                    text(detail),
+                    text(claim.origin.as_str()),
+                ],
+            )?;
+            let row = rows.first().ok_or(StoreError::Corrupt { what: "termination", value: "none returned".into() })?;
+            Ok(ClaimResult::Recorded(termination(row)?))
+        })
+    }
+
+    fn finish(
+        &self,
+        id: i64,
+        state: TerminationState,
+        detail: &str,
+        at: Timestamp,
+    ) -> Result<(), StoreError> {
+        self.backend.transaction(false, &mut |tx| {
+            tx.execute(
+                "UPDATE terminations SET state = $1, detail = $2, finished_at_ms = $3 WHERE id = $4 AND state = 'recorded'",
+                &[text(state.as_str()), text(detail), ms(at), int(id)],
+            )?;
+            Ok(())
+        })
+    }
+
+    fn unfinished(&self) -> Result<Vec<Termination>, StoreError> {
+        self.backend.transaction(false, &mut |tx| {
+            tx.query(&format!("SELECT {TERMINATION_COLUMNS} FROM terminations WHERE state = 'recorded' ORDER BY id"), &[])?
+                .iter()
+                .map(termination)
+                .collect()
+        })
+    }
+
+    fn refuse(&self, r: &Refusal) -> Result<bool, StoreError> {
+        self.backend
+            .transaction(true, &mut |tx| Ok(refuse_in(tx, r)?.is_some()))
+    }
+
+    fn terminations(&self, filter: &HistoryFilter) -> Result<Vec<Termination>, StoreError> {
+        let (mut sql, mut params) = filter_sql(filter, "recorded_at_ms");
+        sql = format!(
+            "SELECT {TERMINATION_COLUMNS} FROM terminations{sql} ORDER BY recorded_at_ms DESC, id DESC"
+        );
+        if let Some(limit) = filter.limit {
+            params.push(int(limit as i64));
+            sql.push_str(&format!(" LIMIT ${}", params.len()));
+        }
+        let rows = self.backend.transaction(false, &mut |tx| {
+            tx.query(&sql, &params)?.iter().map(termination).collect()
+        })?;
+        Ok(newest_last(rows, true))
+    }
+
+    fn refusals(&self, filter: &HistoryFilter) -> Result<Vec<Refusal>, StoreError> {
+        let (mut sql, mut params) = filter_sql(filter, "at_ms");
+        sql = format!("SELECT {REFUSAL_COLUMNS} FROM refusals{sql} ORDER BY at_ms DESC, id DESC");
+        if let Some(limit) = filter.limit {
+            params.push(int(limit as i64));
+            sql.push_str(&format!(" LIMIT ${}", params.len()));
+        }
+        let rows = self.backend.transaction(false, &mut |tx| {
+            tx.query(&sql, &params)?.iter().map(refusal).collect()
+        })?;
+        Ok(newest_last(rows, true))
+    }
+}
