@@ -8,7 +8,11 @@
 //!    with the proxy's memory before and after;
 //! 5. memory per idle connection with 5,000 open connections.
 //!
-//! `cargo bench -p simian --bench proxy`; figures go in BENCHMARKS.md.
+//! The throughput and round-trip comparisons alternate direct and proxied rounds, so that
+//! the drift of a shared machine falls on both sides, and report medians and ranges.
+//!
+//! `cargo bench -p simian --bench proxy [-- PHASE...]`, where a phase is `throughput`, `rtt`,
+//! `latency`, `control` or `idle` (all by default); figures go in BENCHMARKS.md.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::io::{Read, Write};
@@ -35,10 +39,11 @@ impl Drop for Proxy {
     }
 }
 
-fn start_proxy() -> Proxy {
+fn start_proxy(extra: &[&str]) -> Proxy {
     let api = free_port();
     let child = Command::new(env!("CARGO_BIN_EXE_simian"))
         .args(["proxy", "--host", "127.0.0.1", "--port", &api.to_string()])
+        .args(extra)
         .env("SIMIAN_LOG", "error")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -68,6 +73,17 @@ fn create(p: &Proxy, name: &str, upstream: SocketAddr) -> SocketAddr {
         format!(r#"{{"name":"{name}","listen":"127.0.0.1:{listen}","upstream":"{upstream}"}}"#);
     assert_eq!(request(p.api, "POST", "/proxies", &body).0, 201);
     SocketAddr::from(([127, 0, 0, 1], listen))
+}
+
+/// CPU time (user + system) a process has used.
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let Some(close) = stat.rfind(')') else {
+        return 0.0;
+    };
+    let fields: Vec<&str> = stat[close + 2..].split_whitespace().collect();
+    let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
+    ticks as f64 / rustix::param::clock_ticks_per_second() as f64
 }
 
 fn rss_kb(pid: u32) -> u64 {
@@ -174,6 +190,23 @@ fn raise_fd_limit() {
     let _ = rustix::process::setrlimit(rustix::process::Resource::Nofile, wanted);
 }
 
+/// Rounds of the throughput and round-trip comparisons.
+const ROUNDS: usize = 5;
+
+fn median(sorted: &[f64]) -> f64 {
+    percentile(sorted, 0.5)
+}
+
+/// Whether a phase runs: all of them, or those named on the command line
+/// (`throughput`, `rtt`, `latency`, `control`, `idle`).
+fn wanted(phase: &str) -> bool {
+    let named: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with('-'))
+        .collect();
+    named.is_empty() || named.iter().any(|a| a == phase)
+}
+
 fn main() {
     if std::env::args().any(|a| a == "--list") {
         return;
@@ -184,141 +217,189 @@ fn main() {
         std::thread::available_parallelism().map_or(0, |n| n.get()),
         cpu()
     );
-    let proxy = start_proxy();
+    let proxy = start_proxy(&[]);
 
-    // 1. Throughput.
+    // 1. Throughput, in alternating rounds so that drift on a shared machine hits both sides.
     let sink = server(Mode::Sink);
     let source = server(Mode::Source);
     let via_sink = create(&proxy, "sink", sink);
     let via_source = create(&proxy, "source", source);
-    let secs = 3.0;
-    let (d_up, p_up) = (
-        throughput(sink, true, secs),
-        throughput(via_sink, true, secs),
-    );
-    let (d_down, p_down) = (
-        throughput(source, false, secs),
-        throughput(via_source, false, secs),
-    );
-    println!(
-        "throughput client->server: direct {d_up:.1} Gbit/s, proxy {p_up:.1} Gbit/s ({:.0}%)",
-        100.0 * p_up / d_up
-    );
-    println!(
-        "throughput server->client: direct {d_down:.1} Gbit/s, proxy {p_down:.1} Gbit/s ({:.0}%)",
-        100.0 * p_down / d_down
-    );
-
-    // 2. Round trips.
-    let echo = server(Mode::Echo);
-    let via_echo = create(&proxy, "echo", echo);
-    let direct = round_trips(echo, 20_000);
-    let proxied = round_trips(via_echo, 20_000);
-    let (d50, p50) = (percentile(&direct, 0.5), percentile(&proxied, 0.5));
-    let (d99, p99) = (percentile(&direct, 0.99), percentile(&proxied, 0.99));
-    println!(
-        "64-byte round trip: direct p50 {d50:.1} us p99 {d99:.1} us; proxy p50 {p50:.1} us p99 {p99:.1} us; added p50 {:.1} us",
-        p50 - d50
-    );
-
-    // 3. Latency toxic accuracy.
-    let body = r#"{"type":"latency","attributes":{"latency":50}}"#;
-    assert_eq!(
-        request(proxy.api, "POST", "/proxies/echo/toxics", body).0,
-        200
-    );
-    let slow = round_trips_n(via_echo, 200);
-    let errors: Vec<f64> = slow.iter().map(|us| us / 1000.0 - 50.0).collect();
-    println!(
-        "latency toxic 50 ms: measured p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms (error p50 +{:.2} ms)",
-        percentile(&slow, 0.5) / 1000.0,
-        percentile(&slow, 0.99) / 1000.0,
-        slow.last().unwrap() / 1000.0,
-        percentile(&errors, 0.5)
-    );
-    request(
-        proxy.api,
-        "DELETE",
-        "/proxies/echo/toxics/latency_downstream",
-        "",
-    );
-
-    // 4. Control API under load.
-    let rss_before = rss_kb(proxy.child.id());
-    let stop = Arc::new(AtomicBool::new(false));
-    let moved = Arc::new(AtomicU64::new(0));
-    let streams: Vec<_> = (0..50)
-        .map(|i| {
-            let (stop, moved) = (stop.clone(), moved.clone());
-            let target = if i % 2 == 0 { via_sink } else { via_source };
-            std::thread::spawn(move || {
-                let mut s = TcpStream::connect(target).unwrap();
-                s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
-                s.set_write_timeout(Some(Duration::from_secs(2))).unwrap();
-                let mut buf = vec![3u8; 64 * 1024];
-                while !stop.load(Ordering::Relaxed) {
-                    let r = if i % 2 == 0 {
-                        s.write(&buf)
-                    } else {
-                        s.read(&mut buf)
-                    };
-                    match r {
-                        Ok(n) if n > 0 => {
-                            moved.fetch_add(n as u64, Ordering::Relaxed);
-                        }
-                        _ => break,
-                    }
-                }
-            })
-        })
-        .collect();
-    std::thread::sleep(Duration::from_millis(500));
-    let mut api_ms = Vec::new();
-    for i in 0..250 {
-        for proxy_name in ["sink", "source"] {
-            let body = format!(
-                r#"{{"name":"t{i}","type":"latency","stream":"downstream","attributes":{{"latency":1}}}}"#
+    if wanted("throughput") {
+        for (label, upload, direct, proxied) in [
+            ("client->server", true, sink, via_sink),
+            ("server->client", false, source, via_source),
+        ] {
+            let (mut d, mut p, mut ratio) = (Vec::new(), Vec::new(), Vec::new());
+            let (mut cpu, mut wall) = (0.0, 0.0);
+            for _ in 0..ROUNDS {
+                let a = throughput(direct, upload, 1.0);
+                let (c0, t0) = (cpu_seconds(proxy.child.id()), Instant::now());
+                let b = throughput(proxied, upload, 1.0);
+                cpu += cpu_seconds(proxy.child.id()) - c0;
+                wall += t0.elapsed().as_secs_f64();
+                d.push(a);
+                p.push(b);
+                ratio.push(100.0 * b / a);
+            }
+            for v in [&mut d, &mut p, &mut ratio] {
+                v.sort_by(f64::total_cmp);
+            }
+            println!(
+                "throughput {label}: direct {:.1} Gbit/s, proxy {:.1} Gbit/s (medians of {ROUNDS} rounds); proxy/direct median {:.0}%, range {:.0}-{:.0}%; proxy CPU {:.0}% of a core",
+                median(&d),
+                median(&p),
+                median(&ratio),
+                ratio[0],
+                ratio[ROUNDS - 1],
+                100.0 * cpu / wall,
             );
-            let (status, d) = request(
-                proxy.api,
-                "POST",
-                &format!("/proxies/{proxy_name}/toxics"),
-                &body,
-            );
-            assert_eq!(status, 200);
-            api_ms.push(d.as_secs_f64() * 1000.0);
-            let (status, d) = request(
-                proxy.api,
-                "DELETE",
-                &format!("/proxies/{proxy_name}/toxics/t{i}"),
-                "",
-            );
-            assert_eq!(status, 204);
-            api_ms.push(d.as_secs_f64() * 1000.0);
         }
     }
-    let before_stop = moved.load(Ordering::Relaxed);
-    std::thread::sleep(Duration::from_millis(300));
-    let still_flowing = moved.load(Ordering::Relaxed) > before_stop;
-    let rss_during = rss_kb(proxy.child.id());
-    stop.store(true, Ordering::Relaxed);
-    for s in streams {
-        let _ = s.join();
+
+    // 2. Round trips, also in alternating rounds.
+    let echo = server(Mode::Echo);
+    let via_echo = create(&proxy, "echo", echo);
+    if wanted("rtt") {
+        // The same comparison against a second proxy with busy polling off.
+        let quiet = start_proxy(&["--busy-poll-us", "0"]);
+        let via_quiet = create(&quiet, "echo", echo);
+        for (label, pid, via) in [
+            ("busy polling 50 us (default)", proxy.child.id(), via_echo),
+            ("busy polling off", quiet.child.id(), via_quiet),
+        ] {
+            let (mut direct, mut proxied, mut added) = (Vec::new(), Vec::new(), Vec::new());
+            let (mut cpu, mut wall) = (0.0, 0.0);
+            for _ in 0..ROUNDS {
+                let d = round_trips(echo, 4_000);
+                let (c0, t0) = (cpu_seconds(pid), Instant::now());
+                let p = round_trips(via, 4_000);
+                cpu += cpu_seconds(pid) - c0;
+                wall += t0.elapsed().as_secs_f64();
+                added.push(percentile(&p, 0.5) - percentile(&d, 0.5));
+                direct.extend(d);
+                proxied.extend(p);
+            }
+            for v in [&mut direct, &mut proxied, &mut added] {
+                v.sort_by(f64::total_cmp);
+            }
+            let (d50, p50) = (percentile(&direct, 0.5), percentile(&proxied, 0.5));
+            let (d99, p99) = (percentile(&direct, 0.99), percentile(&proxied, 0.99));
+            println!(
+                "64-byte round trip, {label}: direct p50 {d50:.1} us p99 {d99:.1} us; proxy p50 {p50:.1} us p99 {p99:.1} us; added p50 {:.1} us (per round: median {:.1}, range {:.1} to {:.1}); proxy CPU {:.0}% of a core",
+                p50 - d50,
+                median(&added),
+                added[0],
+                added[ROUNDS - 1],
+                100.0 * cpu / wall,
+            );
+        }
     }
-    api_ms.sort_by(f64::total_cmp);
-    println!(
-        "control API with 50 bulk streams: {} calls, p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms; streams still flowing after: {still_flowing}; proxy RSS {} MB before, {} MB during",
-        api_ms.len(),
-        percentile(&api_ms, 0.5),
-        percentile(&api_ms, 0.99),
-        api_ms.last().unwrap(),
-        rss_before / 1024,
-        rss_during / 1024
-    );
+
+    // 3. Latency toxic accuracy.
+    if wanted("latency") {
+        let body = r#"{"type":"latency","attributes":{"latency":50}}"#;
+        assert_eq!(
+            request(proxy.api, "POST", "/proxies/echo/toxics", body).0,
+            200
+        );
+        let slow = round_trips_n(via_echo, 200);
+        let errors: Vec<f64> = slow.iter().map(|us| us / 1000.0 - 50.0).collect();
+        println!(
+            "latency toxic 50 ms: measured p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms (error p50 +{:.2} ms)",
+            percentile(&slow, 0.5) / 1000.0,
+            percentile(&slow, 0.99) / 1000.0,
+            slow.last().unwrap() / 1000.0,
+            percentile(&errors, 0.5)
+        );
+        request(
+            proxy.api,
+            "DELETE",
+            "/proxies/echo/toxics/latency_downstream",
+            "",
+        );
+    }
+
+    // 4. Control API under load.
+    if wanted("control") {
+        let rss_before = rss_kb(proxy.child.id());
+        let stop = Arc::new(AtomicBool::new(false));
+        let moved = Arc::new(AtomicU64::new(0));
+        let streams: Vec<_> = (0..50)
+            .map(|i| {
+                let (stop, moved) = (stop.clone(), moved.clone());
+                let target = if i % 2 == 0 { via_sink } else { via_source };
+                std::thread::spawn(move || {
+                    let mut s = TcpStream::connect(target).unwrap();
+                    s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+                    s.set_write_timeout(Some(Duration::from_secs(2))).unwrap();
+                    let mut buf = vec![3u8; 64 * 1024];
+                    while !stop.load(Ordering::Relaxed) {
+                        let r = if i % 2 == 0 {
+                            s.write(&buf)
+                        } else {
+                            s.read(&mut buf)
+                        };
+                        match r {
+                            Ok(n) if n > 0 => {
+                                moved.fetch_add(n as u64, Ordering::Relaxed);
+                            }
+                            _ => break,
+                        }
+                    }
+                })
+            })
+            .collect();
+        std::thread::sleep(Duration::from_millis(500));
+        let mut api_ms = Vec::new();
+        for i in 0..250 {
+            for proxy_name in ["sink", "source"] {
+                let body = format!(
+                    r#"{{"name":"t{i}","type":"latency","stream":"downstream","attributes":{{"latency":1}}}}"#
+                );
+                let (status, d) = request(
+                    proxy.api,
+                    "POST",
+                    &format!("/proxies/{proxy_name}/toxics"),
+                    &body,
+                );
+                assert_eq!(status, 200);
+                api_ms.push(d.as_secs_f64() * 1000.0);
+                let (status, d) = request(
+                    proxy.api,
+                    "DELETE",
+                    &format!("/proxies/{proxy_name}/toxics/t{i}"),
+                    "",
+                );
+                assert_eq!(status, 204);
+                api_ms.push(d.as_secs_f64() * 1000.0);
+            }
+        }
+        let before_stop = moved.load(Ordering::Relaxed);
+        std::thread::sleep(Duration::from_millis(300));
+        let still_flowing = moved.load(Ordering::Relaxed) > before_stop;
+        let rss_during = rss_kb(proxy.child.id());
+        stop.store(true, Ordering::Relaxed);
+        for s in streams {
+            let _ = s.join();
+        }
+        api_ms.sort_by(f64::total_cmp);
+        println!(
+            "control API with 50 bulk streams: {} calls, p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms; streams still flowing after: {still_flowing}; proxy RSS {} MB before, {} MB during",
+            api_ms.len(),
+            percentile(&api_ms, 0.5),
+            percentile(&api_ms, 0.99),
+            api_ms.last().unwrap(),
+            rss_before / 1024,
+            rss_during / 1024
+        );
+    }
 
     // 5. Idle connections, in a fresh proxy process so earlier phases do not count.
+    if !wanted("idle") {
+        return;
+    }
     drop(proxy);
-    let proxy = start_proxy();
+    let proxy = start_proxy(&[]);
     let hold = server(Mode::Hold);
     let via_hold = create(&proxy, "hold", hold);
     std::thread::sleep(Duration::from_millis(200));
