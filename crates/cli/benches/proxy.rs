@@ -11,8 +11,9 @@
 //! The throughput and round-trip comparisons alternate direct and proxied rounds, so that
 //! the drift of a shared machine falls on both sides, and report medians and ranges.
 //!
-//! `cargo bench -p simian --bench proxy [-- PHASE...]`, where a phase is `throughput`, `rtt`,
-//! `latency`, `control` or `idle` (all by default); figures go in BENCHMARKS.md.
+//! `cargo bench -p simian --bench proxy [-- PHASE...]`, where a phase is `throughput`,
+//! `congestion`, `rtt`, `latency`, `control` or `idle` (all by default); figures go in
+//! BENCHMARKS.md.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::io::{Read, Write};
@@ -107,12 +108,20 @@ enum Mode {
 }
 
 fn server(mode: Mode) -> SocketAddr {
+    server_with(mode, None)
+}
+
+/// [`server`] whose accepted sockets use the congestion control `cc` (else the system's).
+fn server_with(mode: Mode, cc: Option<&'static str>) -> SocketAddr {
     let l = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = l.local_addr().unwrap();
     std::thread::spawn(move || {
         let mut held = Vec::new();
         for c in l.incoming().flatten() {
             let _ = c.set_nodelay(true);
+            if let Some(cc) = cc {
+                rustix::net::sockopt::set_tcp_congestion(&c, cc).unwrap();
+            }
             if let Mode::Hold = mode {
                 held.push(c);
                 continue;
@@ -140,7 +149,15 @@ fn server(mode: Mode) -> SocketAddr {
 
 /// Gbit/s moved through `addr` for `secs`: upload into a sink or download from a source.
 fn throughput(addr: SocketAddr, upload: bool, secs: f64) -> f64 {
+    throughput_with(addr, upload, secs, None)
+}
+
+/// [`throughput`] over a socket that uses the congestion control `cc` (else the system's).
+fn throughput_with(addr: SocketAddr, upload: bool, secs: f64, cc: Option<&str>) -> f64 {
     let mut s = TcpStream::connect(addr).unwrap();
+    if let Some(cc) = cc {
+        rustix::net::sockopt::set_tcp_congestion(&s, cc).unwrap();
+    }
     let mut buf = vec![7u8; 256 * 1024];
     let started = Instant::now();
     let mut total = 0u64;
@@ -198,7 +215,7 @@ fn median(sorted: &[f64]) -> f64 {
 }
 
 /// Whether a phase runs: all of them, or those named on the command line
-/// (`throughput`, `rtt`, `latency`, `control`, `idle`).
+/// (`throughput`, `congestion`, `rtt`, `latency`, `control`, `idle`).
 fn wanted(phase: &str) -> bool {
     let named: Vec<String> = std::env::args()
         .skip(1)
@@ -254,6 +271,35 @@ fn main() {
                 100.0 * cpu / wall,
             );
         }
+    }
+
+    // 1b. Direct loopback throughput under the system's congestion control and under CUBIC:
+    // what TCP pacing (BBR) costs on this machine, for the reader of the figures above.
+    let probe = TcpStream::connect(sink).unwrap();
+    let cubic = rustix::net::sockopt::set_tcp_congestion(&probe, "cubic");
+    drop(probe);
+    if wanted("congestion") && cubic.is_err() {
+        println!(
+            "direct throughput under cubic: not measured, cubic cannot be set here ({cubic:?})"
+        );
+    } else if wanted("congestion") {
+        let system = std::fs::read_to_string("/proc/sys/net/ipv4/tcp_congestion_control")
+            .unwrap_or_default();
+        let cubic_sink = server_with(Mode::Sink, Some("cubic"));
+        let (mut default_rates, mut cubic_rates) = (Vec::new(), Vec::new());
+        for _ in 0..ROUNDS {
+            default_rates.push(throughput(sink, true, 1.0));
+            cubic_rates.push(throughput_with(cubic_sink, true, 1.0, Some("cubic")));
+        }
+        for v in [&mut default_rates, &mut cubic_rates] {
+            v.sort_by(f64::total_cmp);
+        }
+        println!(
+            "direct throughput client->server: system congestion control ({}) {:.1} Gbit/s, cubic {:.1} Gbit/s (medians of {ROUNDS} rounds)",
+            system.trim(),
+            median(&default_rates),
+            median(&cubic_rates),
+        );
     }
 
     // 2. Round trips, also in alternating rounds.

@@ -195,6 +195,15 @@ pub struct ProxyArgs {
     /// Serve process metrics on /metrics.
     #[arg(long)]
     pub runtime_metrics: bool,
+    /// Threads that move bytes (default: half the cores, at least one, leaving the rest to
+    /// the clients and servers the proxy sits between).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=1024))]
+    pub workers: Option<u16>,
+    /// Microseconds a connection without toxics keeps polling for its next bytes before its
+    /// thread sleeps; saves a wake-up per request/response hop at the price of that much CPU.
+    /// 0 turns it off.
+    #[arg(long, value_name = "MICROSECONDS", value_parser = clap::value_parser!(u32).range(0..=100_000))]
+    pub busy_poll_us: Option<u32>,
 }
 
 /// `simian proxy <command>`: a client of a running server.

@@ -64,10 +64,22 @@ fn the_client_subcommands_drive_a_server() {
     let s = Sandbox::new();
     let api = free_port();
     let _server = Server(
-        s.command(&["proxy", "--host", "127.0.0.1", "--port", &api.to_string()])
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
+        // One data-plane thread and no busy polling: the smallest setting must work as well
+        // as the defaults the other tests use.
+        s.command(&[
+            "proxy",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            &api.to_string(),
+            "--workers",
+            "1",
+            "--busy-poll-us",
+            "0",
+        ])
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap(),
     );
     wait_for(api);
     let echo = echo_server();
@@ -261,4 +273,22 @@ fn started_as_toxiproxy_server_it_takes_that_servers_flags() {
         "{metrics}"
     );
     drop(c);
+}
+
+#[test]
+fn out_of_range_tuning_flags_exit_2_and_say_the_range() {
+    let s = Sandbox::new();
+    for (flag, value, range) in [
+        ("--workers", "0", "1..=1024"),
+        ("--busy-poll-us", "100001", "0..=100000"),
+        ("--busy-poll-us", "-5", ""),
+    ] {
+        let out = s.run(&["proxy", &format!("{flag}={value}")]);
+        assert_eq!(out.code(), 2, "{flag} {value}: {}", out.stderr());
+        assert!(
+            out.stderr().contains(flag) && out.stderr().contains(range),
+            "{flag} {value}: {}",
+            out.stderr()
+        );
+    }
 }

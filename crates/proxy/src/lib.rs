@@ -11,6 +11,10 @@
 //! with a timeout, values that crash the original are refused, and `-seed` really makes the
 //! randomness reproducible.
 //!
+//! A direction without toxics forwards bytes straight from socket to socket: by one copy
+//! through a per-thread buffer, by splice(2) while it streams bulk data, and with a short
+//! busy-poll window after each transfer so request/response traffic finds the proxy awake.
+//!
 //! ```no_run
 //! # async fn demo() {
 //! use simian_proxy::{NewProxy, NewToxic, Registry, RegistryConfig};
@@ -34,10 +38,11 @@
 
 pub mod link;
 pub mod registry;
+mod splice;
 pub mod toxic;
 
 pub use registry::{
-    NewProxy, NewToxic, ProxyCounters, ProxyError, ProxyUpdate, ProxyView, Registry,
-    RegistryConfig, resolve_listen,
+    DEFAULT_BUSY_POLL, NewProxy, NewToxic, ProxyCounters, ProxyError, ProxyUpdate, ProxyView,
+    Registry, RegistryConfig, resolve_listen,
 };
 pub use toxic::{Kind, Stream, TYPES, Toxic};

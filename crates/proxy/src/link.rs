@@ -21,6 +21,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
 use tokio::time::{Instant, sleep_until};
 use tokio_util::sync::CancellationToken;
 
+use crate::splice::Pipe;
 use crate::toxic::{Kind, Toxic};
 
 /// The toxics of one direction, in order, as published to links.
@@ -34,6 +35,12 @@ pub const QUEUE: usize = 1024;
 pub const QUEUE_BYTES: usize = 1 << 20;
 /// Largest read on the pass-through path.
 const SCRATCH: usize = 256 * 1024;
+/// A read at least this large marks the link as bulk, for the zero-copy path.
+const BULK_READ: usize = 64 * 1024;
+/// A splice smaller than this counts towards switching an interactive link back to copying.
+const SMALL_SPLICE: usize = 16 * 1024;
+/// Consecutive small splices after which a link goes back to copying.
+const SMALL_SPLICES_BEFORE_COPY: u8 = 8;
 
 thread_local! {
     /// One read buffer per worker thread: an idle connection owns no buffer at all.
@@ -71,6 +78,7 @@ pub(crate) struct ConnectionPlan {
     pub chains: [watch::Receiver<Chain>; 2],
     pub counters: [Arc<Counters>; 2],
     pub dial_timeout: Duration,
+    pub busy_poll: Duration,
     pub seed: u64,
 }
 
@@ -81,6 +89,7 @@ pub(crate) async fn serve(client: TcpStream, plan: ConnectionPlan, cancel: Cance
         chains: [up_chain, down_chain],
         counters: [up_counters, down_counters],
         dial_timeout,
+        busy_poll,
         seed,
     } = plan;
     let server = tokio::select! {
@@ -106,8 +115,24 @@ pub(crate) async fn serve(client: TcpStream, plan: ConnectionPlan, cancel: Cance
     let down_rng = ChaCha8Rng::seed_from_u64(rng.random());
     let conn = cancel.child_token();
     let (up, down) = tokio::join!(
-        link(cr, sw, up_chain, up_counters, up_rng, conn.clone()),
-        link(sr, cw, down_chain, down_counters, down_rng, conn.clone()),
+        link(
+            cr,
+            sw,
+            up_chain,
+            up_counters,
+            up_rng,
+            busy_poll,
+            conn.clone()
+        ),
+        link(
+            sr,
+            cw,
+            down_chain,
+            down_counters,
+            down_rng,
+            busy_poll,
+            conn.clone()
+        ),
     );
     let ((cr, sw, up_end), (sr, cw, down_end)) = (up, down);
     if up_end == End::Reset || down_end == End::Reset {
@@ -125,6 +150,7 @@ async fn link(
     chain: watch::Receiver<Chain>,
     counters: Arc<Counters>,
     rng: ChaCha8Rng,
+    busy_poll: Duration,
     conn: CancellationToken,
 ) -> (OwnedReadHalf, OwnedWriteHalf, End) {
     let mut writer = Writer {
@@ -137,6 +163,9 @@ async fn link(
         dirty: true,
         current: Arc::from(Vec::new()),
         active: Arc::from(Vec::new()),
+        busy_poll,
+        pipe: None,
+        small_fills: 0,
     };
     // Pass-through until the link first has a toxic: no queue, no copy, no buffer of its own.
     if let Some(end) = writer.pass_through(&mut src).await {
@@ -229,6 +258,12 @@ struct Writer {
     /// The toxics of `current` this link applies (its toxicity draws), worked out when the
     /// chain changes rather than for every chunk.
     active: Chain,
+    /// How long the pass-through path polls for more bytes before it sleeps.
+    busy_poll: Duration,
+    /// The zero-copy pipe, while the link streams bulk data.
+    pipe: Option<Pipe>,
+    /// Consecutive small splices: a link that turns interactive goes back to copying.
+    small_fills: u8,
 }
 
 impl Writer {
@@ -272,9 +307,14 @@ impl Writer {
         !timeout_removed
     }
 
-    /// Copies bytes straight from `src` while the direction has no toxic. Returns `None` when
-    /// a toxic appears (the caller switches to the queued path), or how the link ended.
+    /// Forwards bytes straight from `src` while the direction has no toxic. Returns `None`
+    /// when a toxic appears (the caller switches to the queued path), or how the link ended.
+    ///
+    /// After moving bytes it keeps polling for up to `busy_poll` (yielding to other tasks
+    /// between polls) before it lets the worker sleep: the reply of a request/response
+    /// exchange then finds the proxy awake.
     async fn pass_through(&mut self, src: &mut OwnedReadHalf) -> Option<End> {
+        let mut last_moved: Option<std::time::Instant> = None;
         loop {
             if !self.refresh() {
                 return Some(End::Close);
@@ -282,6 +322,7 @@ impl Writer {
             if !self.current.is_empty() {
                 return None;
             }
+            let spinning = last_moved.is_some_and(|t| t.elapsed() < self.busy_poll);
             tokio::select! {
                 biased;
                 _ = self.conn.cancelled() => return Some(End::Close),
@@ -293,40 +334,84 @@ impl Writer {
                     continue;
                 }
                 r = src.readable() => if r.is_err() { return Some(End::Close) },
+                _ = tokio::task::yield_now(), if spinning => continue,
             }
-            // Read and write in one go from the thread's scratch buffer; only what the
-            // destination cannot take right now is copied out and awaited.
-            let (dst, counters) = (&self.dst, &self.counters);
-            let moved = SCRATCH_BUF.with(|b| {
-                let mut buf = b.borrow_mut();
-                let n = src.try_read(&mut buf)?;
-                if n == 0 {
-                    return Ok((0, 0, Bytes::new()));
-                }
-                // Counted before the bytes go on, so no one can see them arrive uncounted.
-                counters.received.fetch_add(n as u64, Ordering::Relaxed);
-                let written = match dst.try_write(&buf[..n]) {
-                    Ok(w) => w,
-                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => 0,
-                    Err(e) => return Err(e),
-                };
-                Ok((n, written, Bytes::copy_from_slice(&buf[written..n])))
-            });
-            match moved {
-                Ok((0, _, _)) => return Some(End::Close),
-                Ok((_, written, rest)) => {
-                    self.counters
-                        .sent
-                        .fetch_add(written as u64, Ordering::Relaxed);
-                    if !rest.is_empty()
-                        && let Flow::Stop(end) = self.write(&rest).await
-                    {
-                        return Some(end);
-                    }
-                }
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
-                Err(_) => return Some(End::Close),
+            match self.forward_ready(src).await {
+                Ok(0) => {}
+                Ok(_) => last_moved = Some(std::time::Instant::now()),
+                Err(end) => return Some(end),
             }
+        }
+    }
+
+    /// Moves what `src` has ready to the destination: by splice while the link streams bulk
+    /// data, by one copy through the thread's scratch buffer otherwise. Returns the bytes
+    /// moved (0 when the readiness was spurious), or how the link ended.
+    async fn forward_ready(&mut self, src: &OwnedReadHalf) -> Result<usize, End> {
+        if let Some(pipe) = self.pipe.as_mut() {
+            let n = match pipe.fill(src.as_ref()) {
+                Ok(0) => return Err(End::Close),
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return Ok(0),
+                Err(_) => return Err(End::Close),
+            };
+            // Counted before the bytes go on, so no one can see them arrive uncounted.
+            self.counters
+                .received
+                .fetch_add(n as u64, Ordering::Relaxed);
+            if let Flow::Stop(end) = self.drain_pipe().await {
+                return Err(end);
+            }
+            self.small_fills = if n < SMALL_SPLICE {
+                self.small_fills.saturating_add(1)
+            } else {
+                0
+            };
+            if self.small_fills >= SMALL_SPLICES_BEFORE_COPY {
+                // Interactive now: copying is cheaper, and the pipe's descriptors go back.
+                self.pipe = None;
+                self.small_fills = 0;
+            }
+            return Ok(n);
+        }
+        // Read and write in one go from the thread's scratch buffer; only what the
+        // destination cannot take right now is copied out and awaited.
+        let (dst, counters) = (&self.dst, &self.counters);
+        let moved = SCRATCH_BUF.with(|b| {
+            let mut buf = b.borrow_mut();
+            let n = src.try_read(&mut buf)?;
+            if n == 0 {
+                return Ok((0, 0, Bytes::new()));
+            }
+            counters.received.fetch_add(n as u64, Ordering::Relaxed);
+            let written = match dst.try_write(&buf[..n]) {
+                Ok(w) => w,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => 0,
+                Err(e) => return Err(e),
+            };
+            Ok((n, written, Bytes::copy_from_slice(&buf[written..n])))
+        });
+        match moved {
+            Ok((0, _, _)) => Err(End::Close),
+            Ok((n, written, rest)) => {
+                self.counters
+                    .sent
+                    .fetch_add(written as u64, Ordering::Relaxed);
+                if !rest.is_empty()
+                    && let Flow::Stop(end) = self.write(&rest).await
+                {
+                    return Err(end);
+                }
+                if n >= BULK_READ {
+                    // More than one loopback segment was waiting: bulk data, which splice
+                    // moves without copying. Without a pipe (no descriptors left), the
+                    // link keeps copying.
+                    self.pipe = Pipe::new().ok();
+                }
+                Ok(n)
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => Ok(0),
+            Err(_) => Err(End::Close),
         }
     }
 
@@ -544,6 +629,28 @@ impl Writer {
                 Wait::Interrupted
             }
         }
+    }
+
+    /// Writes out everything the link's pipe holds.
+    async fn drain_pipe(&mut self) -> Flow {
+        let Some(pipe) = self.pipe.as_mut() else {
+            return Flow::Go;
+        };
+        while pipe.pending() > 0 {
+            match pipe.drain(self.dst.as_ref()) {
+                Ok(n) => {
+                    self.counters.sent.fetch_add(n as u64, Ordering::Relaxed);
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    tokio::select! {
+                        _ = self.conn.cancelled() => return Flow::Stop(End::Close),
+                        w = self.dst.as_ref().writable() => if w.is_err() { return Flow::Stop(End::Close) },
+                    }
+                }
+                Err(_) => return Flow::Stop(End::Close),
+            }
+        }
+        Flow::Go
     }
 
     async fn write(&mut self, data: &[u8]) -> Flow {

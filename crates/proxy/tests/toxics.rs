@@ -46,6 +46,7 @@ fn registry(seed: u64) -> Arc<Registry> {
     Arc::new(Registry::new(RegistryConfig {
         seed: Some(seed),
         dial_timeout: Duration::from_secs(2),
+        ..RegistryConfig::default()
     }))
 }
 
@@ -517,6 +518,7 @@ async fn a_slow_upstream_times_out_without_delaying_anyone() {
     let r = Arc::new(Registry::new(RegistryConfig {
         seed: Some(15),
         dial_timeout: Duration::from_millis(500),
+        ..RegistryConfig::default()
     }));
     let slow = proxy(&r, "slow", upstream);
     let good = proxy(&r, "good", echo_server().await);

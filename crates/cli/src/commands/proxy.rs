@@ -29,20 +29,54 @@ pub struct ServerOptions {
     pub seed: Option<u64>,
     /// `/metrics` options.
     pub api: ApiOptions,
+    /// Data-plane threads.
+    pub workers: usize,
+    /// How long an idle pass-through link keeps polling before it sleeps.
+    pub busy_poll: Duration,
+}
+
+impl ServerOptions {
+    /// The defaults of both spellings of the server (`simian proxy`, `toxiproxy-server`).
+    fn new(host: String, port: u16) -> ServerOptions {
+        ServerOptions {
+            host,
+            port,
+            config: None,
+            seed: None,
+            api: ApiOptions::default(),
+            workers: default_workers(),
+            busy_poll: simian_proxy::DEFAULT_BUSY_POLL,
+        }
+    }
+}
+
+/// Half the cores, at least one: the proxy shares the machine with the clients and servers it
+/// sits between, and a thread per core would compete with them for every byte.
+fn default_workers() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| (n.get() / 2).max(1))
 }
 
 pub fn run(g: &Global, a: ProxyArgs) -> anyhow::Result<u8> {
     match a.command {
-        None => serve(ServerOptions {
-            host: a.host.unwrap_or_else(|| "localhost".into()),
-            port: a.port.unwrap_or(8474),
-            config: g.config.clone(),
-            seed: a.seed,
-            api: ApiOptions {
+        None => {
+            let mut o = ServerOptions::new(
+                a.host.unwrap_or_else(|| "localhost".into()),
+                a.port.unwrap_or(8474),
+            );
+            o.config = g.config.clone();
+            o.seed = a.seed;
+            o.api = ApiOptions {
                 proxy_metrics: a.proxy_metrics,
                 runtime_metrics: a.runtime_metrics,
-            },
-        }),
+            };
+            if let Some(n) = a.workers {
+                o.workers = n.into();
+            }
+            if let Some(us) = a.busy_poll_us {
+                o.busy_poll = Duration::from_micros(us.into());
+            }
+            serve(o)
+        }
         Some(command) => {
             let client = Client::new(a.host.as_deref(), a.port)?;
             client.run(command, g.json)
@@ -57,7 +91,7 @@ pub fn run(g: &Global, a: ProxyArgs) -> anyhow::Result<u8> {
 /// an API answer and a slow API client never stalls bytes.
 pub fn serve(o: ServerOptions) -> anyhow::Result<u8> {
     let data_plane = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+        .worker_threads(o.workers)
         .thread_name("proxy-data")
         .enable_all()
         .build()?;
@@ -67,6 +101,7 @@ pub fn serve(o: ServerOptions) -> anyhow::Result<u8> {
     let registry = Arc::new(Registry::with_runtime(
         RegistryConfig {
             seed: o.seed,
+            busy_poll: o.busy_poll,
             ..RegistryConfig::default()
         },
         data_plane.handle().clone(),
@@ -123,13 +158,7 @@ fn populate_from_file(registry: &Registry, path: &std::path::Path) {
 /// The binary started as `toxiproxy-server`: Go-style flags (`-port 8474`, `-port=8474`,
 /// `--port 8474`), as existing scripts and container setups pass them.
 pub fn toxiproxy_server_main(args: &[String]) -> anyhow::Result<u8> {
-    let mut o = ServerOptions {
-        host: "localhost".into(),
-        port: 8474,
-        config: None,
-        seed: None,
-        api: ApiOptions::default(),
-    };
+    let mut o = ServerOptions::new("localhost".into(), 8474);
     let mut i = 0;
     while i < args.len() {
         let arg = args[i].trim_start_matches('-');

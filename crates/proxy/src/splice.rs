@@ -1,0 +1,76 @@
+//! Zero-copy forwarding for links with no toxic: bytes go from one socket into a pipe and
+//! from the pipe into the other socket with splice(2), so the proxy never copies them
+//! through user space.
+//!
+//! A link takes a pipe only while it streams bulk data (`link.rs` decides when), so idle and
+//! interactive connections cost no extra file descriptors; when none can be made (the
+//! open-files limit), the link keeps copying. The pipe is always drained before the next
+//! read, so EOF, errors and a switch to the toxic path never strand bytes inside it.
+//!
+//! splice(2) into a socket whose peer has gone raises SIGPIPE; Rust programs ignore that
+//! signal from the start, so the call fails with EPIPE and the link closes.
+
+use std::io;
+use std::os::fd::OwnedFd;
+
+use rustix::pipe::{PipeFlags, SpliceFlags, fcntl_setpipe_size, pipe_with};
+use tokio::io::Interest;
+use tokio::net::TcpStream;
+
+/// Bytes a pipe holds: one splice moves up to this much.
+const PIPE_BYTES: usize = 1 << 20;
+
+/// A link's pipe and the bytes waiting in it.
+pub(crate) struct Pipe {
+    read: OwnedFd,
+    write: OwnedFd,
+    capacity: usize,
+    pending: usize,
+}
+
+impl Pipe {
+    /// A non-blocking pipe as large as the system allows (up to 1 MiB).
+    pub(crate) fn new() -> io::Result<Pipe> {
+        let (read, write) = pipe_with(PipeFlags::CLOEXEC | PipeFlags::NONBLOCK)?;
+        let capacity = fcntl_setpipe_size(&write, PIPE_BYTES).unwrap_or(64 * 1024);
+        Ok(Pipe {
+            read,
+            write,
+            capacity,
+            pending: 0,
+        })
+    }
+
+    /// Bytes read into the pipe and not yet written out.
+    pub(crate) fn pending(&self) -> usize {
+        self.pending
+    }
+
+    /// Moves what `src` has ready into the pipe without waiting. `Ok(0)` is EOF;
+    /// `WouldBlock` clears `src`'s readiness.
+    pub(crate) fn fill(&mut self, src: &TcpStream) -> io::Result<usize> {
+        let room = self.capacity - self.pending;
+        let n = src.try_io(Interest::READABLE, || {
+            rustix::pipe::splice(src, None, &self.write, None, room, flags())
+                .map_err(io::Error::from)
+        })?;
+        self.pending += n;
+        Ok(n)
+    }
+
+    /// Moves what the pipe holds into `dst` as far as it takes it without waiting.
+    /// `WouldBlock` clears `dst`'s readiness.
+    pub(crate) fn drain(&mut self, dst: &TcpStream) -> io::Result<usize> {
+        let pending = self.pending;
+        let n = dst.try_io(Interest::WRITABLE, || {
+            rustix::pipe::splice(&self.read, None, dst, None, pending, flags())
+                .map_err(io::Error::from)
+        })?;
+        self.pending -= n;
+        Ok(n)
+    }
+}
+
+fn flags() -> SpliceFlags {
+    SpliceFlags::MOVE | SpliceFlags::NONBLOCK
+}

@@ -1,0 +1,269 @@
+//! The path of links without toxics, on real loopback sockets: bulk streams switch to
+//! splice(2) and back, bytes arrive intact and in order across every switch (including to the
+//! toxic path mid-stream), counters stay exact, and busy polling stops by itself.
+//!
+//! Pipes are observed as `pipe:[…]` entries of `/proc/self/fd`, and CPU time in
+//! `/proc/self/stat`, so the tests of this file take turns: each holds `SERIAL`.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use simian_proxy::{NewProxy, NewToxic, Registry, RegistryConfig};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Mutex;
+use tokio::time::timeout;
+
+static SERIAL: Mutex<()> = Mutex::const_new(());
+
+const LIMIT: Duration = Duration::from_secs(30);
+
+async fn echo_server() -> SocketAddr {
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = l.accept().await {
+            tokio::spawn(async move {
+                let (mut r, mut w) = s.split();
+                let _ = tokio::io::copy(&mut r, &mut w).await;
+            });
+        }
+    });
+    addr
+}
+
+fn registry(busy_poll: Duration) -> Arc<Registry> {
+    Arc::new(Registry::new(RegistryConfig {
+        seed: Some(7),
+        busy_poll,
+        ..RegistryConfig::default()
+    }))
+}
+
+fn proxy(r: &Registry, upstream: SocketAddr) -> SocketAddr {
+    let p = r
+        .create(NewProxy {
+            name: "echo".into(),
+            listen: "127.0.0.1:0".into(),
+            upstream: upstream.to_string(),
+            enabled: true,
+        })
+        .unwrap();
+    p.listen.parse().unwrap()
+}
+
+fn latency(r: &Registry, stream: &str, ms: i64) -> String {
+    r.add_toxic(
+        "echo",
+        NewToxic {
+            name: None,
+            type_name: "latency".into(),
+            stream: Some(stream.into()),
+            toxicity: None,
+            attributes: vec![("latency".into(), ms)],
+        },
+    )
+    .unwrap()
+    .name
+}
+
+/// Open pipes of this process.
+fn pipes() -> usize {
+    std::fs::read_dir("/proc/self/fd")
+        .unwrap()
+        .flatten()
+        .filter(|e| {
+            std::fs::read_link(e.path()).is_ok_and(|t| t.to_string_lossy().starts_with("pipe:"))
+        })
+        .count()
+}
+
+/// Samples [`pipes`] every millisecond on its own thread until dropped into [`PipeWatch::max`].
+struct PipeWatch {
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    thread: std::thread::JoinHandle<usize>,
+}
+
+impl PipeWatch {
+    fn start() -> PipeWatch {
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = std::thread::spawn(move || {
+            let mut most = 0;
+            while !flag.load(std::sync::atomic::Ordering::Relaxed) {
+                most = most.max(pipes());
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            most
+        });
+        PipeWatch { stop, thread }
+    }
+
+    /// The most pipes seen at once.
+    fn max(self) -> usize {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.thread.join().unwrap()
+    }
+}
+
+/// CPU time (user + system) this process has used, in clock ticks.
+fn cpu_ticks() -> u64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap();
+    let fields: Vec<&str> = stat[stat.rfind(')').unwrap() + 2..]
+        .split_whitespace()
+        .collect();
+    fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
+}
+
+fn ticks_per_second() -> u64 {
+    rustix::param::clock_ticks_per_second()
+}
+
+/// A byte pattern with no short period, so a lost, doubled or reordered chunk shows.
+fn pattern(len: usize) -> Vec<u8> {
+    let mut x = 0x2545_f491_u32;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            x as u8
+        })
+        .collect()
+}
+
+/// Writes `payload` through `s` while reading the echo back; `during` runs once half the
+/// echo has arrived. Returns what came back.
+async fn echo_through<F: std::future::Future<Output = ()>>(
+    s: &mut TcpStream,
+    payload: &[u8],
+    during: impl FnOnce() -> F,
+) -> Vec<u8> {
+    let (mut rd, mut wr) = s.split();
+    let send = async {
+        for piece in payload.chunks(1 << 20) {
+            wr.write_all(piece).await.unwrap();
+        }
+    };
+    let recv = async {
+        let mut got = vec![0u8; payload.len()];
+        let half = payload.len() / 2;
+        timeout(LIMIT, rd.read_exact(&mut got[..half]))
+            .await
+            .expect("first half timed out")
+            .unwrap();
+        during().await;
+        timeout(LIMIT, rd.read_exact(&mut got[half..]))
+            .await
+            .expect("second half timed out")
+            .unwrap();
+        got
+    };
+    let ((), got) = tokio::join!(send, recv);
+    got
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bulk_streams_go_zero_copy_and_arrive_intact_with_exact_counters() {
+    let _turn = SERIAL.lock().await;
+    let r = registry(Duration::from_micros(50));
+    let addr = proxy(&r, echo_server().await);
+    let before = pipes();
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    let payload = pattern(64 << 20);
+    let watch = PipeWatch::start();
+    let got = echo_through(&mut s, &payload, || async {}).await;
+    let seen = watch.max();
+    assert!(got == payload, "the echo differs from what was sent");
+    assert!(
+        seen > before,
+        "a bulk stream should move through a pipe (pipes before {before}, at most {seen} during)"
+    );
+    let c = &r.counters()[0];
+    let n = payload.len() as u64;
+    assert_eq!(c.upstream_bytes, (n, n), "upstream (received, sent)");
+    assert_eq!(c.downstream_bytes, (n, n), "downstream (received, sent)");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_that_turns_interactive_gives_its_pipes_back() {
+    let _turn = SERIAL.lock().await;
+    let r = registry(Duration::from_micros(50));
+    let addr = proxy(&r, echo_server().await);
+    let before = pipes();
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    let payload = pattern(16 << 20);
+    let watch = PipeWatch::start();
+    assert!(echo_through(&mut s, &payload, || async {}).await == payload);
+    assert!(
+        watch.max() > before,
+        "the bulk stream should have taken a pipe"
+    );
+    // Small request/response exchanges: after a few small splices, each link copies again.
+    for i in 0..40u8 {
+        let ping = [i; 64];
+        s.write_all(&ping).await.unwrap();
+        let mut pong = [0u8; 64];
+        timeout(LIMIT, s.read_exact(&mut pong))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(pong, ping);
+    }
+    assert_eq!(pipes(), before, "interactive links should hold no pipe");
+    drop(s);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_toxic_added_mid_stream_takes_over_without_losing_a_byte() {
+    let _turn = SERIAL.lock().await;
+    let r = registry(Duration::from_micros(50));
+    let addr = proxy(&r, echo_server().await);
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    let payload = pattern(32 << 20);
+    let got = echo_through(&mut s, &payload, || async {
+        latency(&r, "upstream", 1);
+        latency(&r, "downstream", 1);
+    })
+    .await;
+    assert!(
+        got == payload,
+        "bytes were lost or reordered when the toxic took over"
+    );
+    let c = &r.counters()[0];
+    let n = payload.len() as u64;
+    assert_eq!(c.upstream_bytes, (n, n));
+    assert_eq!(c.downstream_bytes, (n, n));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn busy_polling_stops_by_itself_on_idle_connections() {
+    let _turn = SERIAL.lock().await;
+    // A long window, so a poll that never stops would show as a whole core.
+    let r = registry(Duration::from_millis(5));
+    let addr = proxy(&r, echo_server().await);
+    let mut open = Vec::new();
+    for _ in 0..20 {
+        let mut s = TcpStream::connect(addr).await.unwrap();
+        s.write_all(b"hello").await.unwrap();
+        let mut back = [0u8; 5];
+        timeout(LIMIT, s.read_exact(&mut back))
+            .await
+            .unwrap()
+            .unwrap();
+        open.push(s);
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let (t0, w0) = (cpu_ticks(), std::time::Instant::now());
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let used = (cpu_ticks() - t0) as f64 / ticks_per_second() as f64;
+    let share = used / w0.elapsed().as_secs_f64();
+    assert!(
+        share < 0.2,
+        "20 idle connections used {:.0}% of a core: busy polling did not stop",
+        share * 100.0
+    );
+    drop(open);
+}
