@@ -6,33 +6,22 @@
 //! `/proc/self/stat`, so the tests of this file take turns: each holds `SERIAL`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod support;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use simian_proxy::{NewProxy, NewToxic, Registry, RegistryConfig};
+use support::echo_server;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
 use tokio::sync::Mutex;
 use tokio::time::timeout;
 
 static SERIAL: Mutex<()> = Mutex::const_new(());
 
 const LIMIT: Duration = Duration::from_secs(30);
-
-async fn echo_server() -> SocketAddr {
-    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = l.local_addr().unwrap();
-    tokio::spawn(async move {
-        while let Ok((mut s, _)) = l.accept().await {
-            tokio::spawn(async move {
-                let (mut r, mut w) = s.split();
-                let _ = tokio::io::copy(&mut r, &mut w).await;
-            });
-        }
-    });
-    addr
-}
 
 fn registry(busy_poll: Duration) -> Arc<Registry> {
     Arc::new(Registry::new(RegistryConfig {

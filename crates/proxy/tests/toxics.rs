@@ -3,30 +3,19 @@
 //! hang fails fast instead of wedging the suite.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod support;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use simian_proxy::{NewProxy, NewToxic, ProxyUpdate, Registry, RegistryConfig};
+use support::echo_server;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::time::timeout;
 
 const LIMIT: Duration = Duration::from_secs(10);
-
-async fn echo_server() -> SocketAddr {
-    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = l.local_addr().unwrap();
-    tokio::spawn(async move {
-        while let Ok((mut s, _)) = l.accept().await {
-            tokio::spawn(async move {
-                let (mut r, mut w) = s.split();
-                let _ = tokio::io::copy(&mut r, &mut w).await;
-            });
-        }
-    });
-    addr
-}
 
 /// An upstream that sends `greeting` to each client and then closes.
 async fn greeting_server(greeting: &'static [u8]) -> SocketAddr {
