@@ -151,34 +151,30 @@ impl Engine {
     pub fn terminate(&self, request: &KillRequest) -> Result<Decision, EngineError> {
         let now = self.clock.now();
         let target = &request.target;
-        let refusal =
-            |check: Check, reason: String, dry_run: bool, instance: Option<&Instance>| Refusal {
+        let refusal = |check: Check, reason: String, dry_run: bool, instance: Option<&Instance>| {
+            // The instance's own coordinates when there is one, else what the request named.
+            let coordinate = |of_instance: fn(&Instance) -> &String, of_target: &Option<String>| {
+                instance.map_or_else(
+                    || of_target.clone().unwrap_or_default(),
+                    |i| of_instance(i).clone(),
+                )
+            };
+            Refusal {
                 id: 0,
                 at: now,
                 app: target.app.clone(),
-                account: instance.map_or_else(
-                    || target.account.clone().unwrap_or_default(),
-                    |i| i.account.clone(),
-                ),
-                region: instance.map_or_else(
-                    || target.region.clone().unwrap_or_default(),
-                    |i| i.region.clone(),
-                ),
-                stack: instance.map_or_else(
-                    || target.stack.clone().unwrap_or_default(),
-                    |i| i.stack.clone(),
-                ),
-                cluster: instance.map_or_else(
-                    || target.cluster.clone().unwrap_or_default(),
-                    |i| i.cluster.clone(),
-                ),
+                account: coordinate(|i| &i.account, &target.account),
+                region: coordinate(|i| &i.region, &target.region),
+                stack: coordinate(|i| &i.stack, &target.stack),
+                cluster: coordinate(|i| &i.cluster, &target.cluster),
                 instance_id: instance.map(|i| i.id.clone()),
                 check,
                 reason,
                 dry_run,
                 schedule_entry: request.schedule_entry,
                 origin: request.origin,
-            };
+            }
+        };
 
         // 1. The configuration, re-read now: the kill switch and dry_run must be current.
         let policy = match self.policy.load() {
