@@ -36,7 +36,7 @@ pub const QUEUE_BYTES: usize = 1 << 20;
 /// Largest read on the pass-through path.
 const SCRATCH: usize = 256 * 1024;
 /// A read at least this large marks the link as bulk, for the zero-copy path.
-const BULK_READ: usize = 64 * 1024;
+const BULK_READ: usize = 32 * 1024;
 /// A splice smaller than this counts towards switching an interactive link back to copying.
 const SMALL_SPLICE: usize = 16 * 1024;
 /// Consecutive small splices after which a link goes back to copying.
@@ -403,9 +403,9 @@ impl Writer {
                     return Err(end);
                 }
                 if n >= BULK_READ {
-                    // More than one loopback segment was waiting: bulk data, which splice
-                    // moves without copying. Without a pipe (no descriptors left), the
-                    // link keeps copying.
+                    // A large read: the source streams bulk data, which splice moves
+                    // without copying. Without a pipe (no descriptors left), the link keeps
+                    // copying.
                     self.pipe = Pipe::new().ok();
                 }
                 Ok(n)
