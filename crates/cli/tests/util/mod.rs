@@ -108,34 +108,7 @@ pub fn free_port() -> u16 {
         .port()
 }
 
-/// The PostgreSQL test server, if configured (CI requires it).
+/// A fresh database on the PostgreSQL test server, if configured (CI requires it).
 pub fn postgres_url(tag: &str) -> Option<String> {
-    let url = match std::env::var("SIMIAN_TEST_POSTGRES_URL") {
-        Ok(u) if !u.is_empty() => u,
-        _ => {
-            assert!(
-                std::env::var("CI").is_err(),
-                "CI must run the PostgreSQL tests: set SIMIAN_TEST_POSTGRES_URL"
-            );
-            eprintln!(
-                "skipping PostgreSQL: SIMIAN_TEST_POSTGRES_URL is not set (bash .ci/run sets it)"
-            );
-            return None;
-        }
-    };
-    let name = format!(
-        "simian_cli_{tag}_{}_{}",
-        std::process::id(),
-        jiff::Timestamp::now().as_nanosecond() % 1_000_000_000
-    );
-    let mut client = postgres::Client::connect(&url, postgres::NoTls)
-        .expect("connect to the test PostgreSQL server");
-    client
-        .batch_execute(&format!("CREATE DATABASE {name}"))
-        .unwrap();
-    let base = url
-        .rsplit_once('/')
-        .map_or(url.as_str(), |(b, _)| b)
-        .to_string();
-    Some(format!("{base}/{name}"))
+    simian_testkit::fresh_postgres(&format!("cli_{tag}"))
 }
