@@ -337,8 +337,10 @@ impl Writer {
                 _ = tokio::task::yield_now(), if spinning => continue,
             }
             match self.forward_ready(src).await {
-                Ok(0) => {}
-                Ok(_) => last_moved = Some(std::time::Instant::now()),
+                Ok(n) if n > 0 && !self.busy_poll.is_zero() => {
+                    last_moved = Some(std::time::Instant::now());
+                }
+                Ok(_) => {}
                 Err(end) => return Some(end),
             }
         }

@@ -155,20 +155,25 @@ async fn echo_through<F: std::future::Future<Output = ()>>(
     got
 }
 
+/// Echoes `payload` through `s` and returns the pipes this process opened meanwhile.
+async fn echo_watching_pipes(s: &mut TcpStream, payload: &[u8]) -> BTreeSet<String> {
+    let before = pipes();
+    let watch = PipeWatch::start();
+    let got = echo_through(s, payload, || async {}).await;
+    let opened = &watch.seen() - &before;
+    assert!(got == payload, "the echo differs from what was sent");
+    opened
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bulk_streams_go_zero_copy_and_arrive_intact_with_exact_counters() {
     let _turn = SERIAL.lock().await;
     let r = registry(Duration::from_micros(50));
     let addr = proxy(&r, echo_server().await);
-    let before = pipes();
     let mut s = TcpStream::connect(addr).await.unwrap();
     let payload = pattern(64 << 20);
-    let watch = PipeWatch::start();
-    let got = echo_through(&mut s, &payload, || async {}).await;
-    let new = &watch.seen() - &before;
-    assert!(got == payload, "the echo differs from what was sent");
     assert!(
-        !new.is_empty(),
+        !echo_watching_pipes(&mut s, &payload).await.is_empty(),
         "a bulk stream should move through a pipe (none was opened)"
     );
     let c = &r.counters()[0];
@@ -185,10 +190,8 @@ async fn a_stream_that_turns_interactive_gives_its_pipes_back() {
     let before = pipes();
     let mut s = TcpStream::connect(addr).await.unwrap();
     let payload = pattern(16 << 20);
-    let watch = PipeWatch::start();
-    assert!(echo_through(&mut s, &payload, || async {}).await == payload);
     assert!(
-        !(&watch.seen() - &before).is_empty(),
+        !echo_watching_pipes(&mut s, &payload).await.is_empty(),
         "the bulk stream should have taken a pipe"
     );
     // Small request/response exchanges: after a few small splices, each link copies again.
