@@ -39,6 +39,7 @@
 pub mod link;
 pub mod registry;
 mod splice;
+mod timer;
 pub mod toxic;
 
 pub use registry::{

@@ -22,6 +22,7 @@ use tokio::time::{Instant, sleep_until};
 use tokio_util::sync::CancellationToken;
 
 use crate::splice::Pipe;
+use crate::timer::Timer;
 use crate::toxic::{Kind, Toxic};
 
 /// The toxics of one direction, in order, as published to links.
@@ -166,6 +167,7 @@ async fn link(
         busy_poll,
         pipe: None,
         small_fills: 0,
+        timer: Timer::default(),
     };
     // Pass-through until the link first has a toxic: no queue, no copy, no buffer of its own.
     if let Some(end) = writer.pass_through(&mut src).await {
@@ -264,6 +266,8 @@ struct Writer {
     pipe: Option<Pipe>,
     /// Consecutive small splices: a link that turns interactive goes back to copying.
     small_fills: u8,
+    /// The timer of the toxics' waits.
+    timer: Timer,
 }
 
 impl Writer {
@@ -622,7 +626,7 @@ impl Writer {
     async fn wait_until(&mut self, deadline: Instant) -> Wait {
         tokio::select! {
             _ = self.conn.cancelled() => Wait::Cancelled,
-            _ = sleep_until(deadline) => Wait::Done,
+            _ = self.timer.sleep_until(deadline) => Wait::Done,
             changed = self.chain.changed() => {
                 if changed.is_err() {
                     return Wait::Cancelled;

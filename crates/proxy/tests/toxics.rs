@@ -149,6 +149,25 @@ async fn latency_delays_each_direction_and_changes_live_connections() {
 }
 
 #[tokio::test]
+async fn latency_is_accurate_to_a_fraction_of_a_millisecond() {
+    let r = registry(21);
+    let addr = proxy(&r, "p", echo_server().await);
+    toxic(&r, "p", "latency", "downstream", &[("latency", 20)], None);
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    let mut times = Vec::new();
+    for _ in 0..11 {
+        times.push(round_trip(&mut s, b"ping").await);
+    }
+    times.sort();
+    // A timer of whole milliseconds makes this 21 ms or more (Toxiproxy's: 20.1).
+    let median = times[5];
+    assert!(
+        median >= Duration::from_millis(20) && median < Duration::from_micros(20_900),
+        "median round trip {median:?} through a 20 ms latency: {times:?}"
+    );
+}
+
+#[tokio::test]
 async fn jitter_stays_within_its_bounds() {
     let r = registry(3);
     let addr = proxy(&r, "p", echo_server().await);
@@ -296,6 +315,25 @@ async fn slicer_cuts_chunks_into_delayed_pieces() {
         };
         assert!(r.add_toxic("p", t).is_err());
     }
+}
+
+#[tokio::test]
+async fn slicer_delays_are_microseconds() {
+    let r = registry(22);
+    let addr = proxy(&r, "p", echo_server().await);
+    toxic(
+        &r,
+        "p",
+        "slicer",
+        "downstream",
+        &[("average_size", 10), ("size_variation", 0), ("delay", 100)],
+        None,
+    );
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    let payload: Vec<u8> = (0..1000u32).map(|i| i as u8).collect();
+    // 100 pieces, 100 µs apart: about 10 ms, where a timer of whole milliseconds takes
+    // 100 ms or more.
+    within(round_trip(&mut s, &payload).await, 9, 70);
 }
 
 #[tokio::test]
