@@ -8,6 +8,11 @@
 //!    with the proxy's memory before and after;
 //! 5. memory per idle connection with 5,000 open connections.
 //!
+//! Two peers, built from `benches/peers`, are measured in the same rounds: noxious (a Rust
+//! port of Toxiproxy, from crates.io) in phases 1, 2 and 5, and a minimal splice(2) relay,
+//! the ceiling of a user-space proxy on the machine, in phases 1 and 2. Neither harness has
+//! an HTTP API, so phases 3 and 4 are ours alone.
+//!
 //! The throughput and round-trip comparisons alternate direct and proxied rounds, so that
 //! the drift of a shared machine falls on both sides, and report medians and ranges.
 //!
@@ -16,8 +21,9 @@
 //! BENCHMARKS.md.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::io::{Read, Write};
+use std::io::{BufRead, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -28,16 +34,25 @@ mod util;
 
 use util::free_port;
 
-struct Proxy {
-    child: Child,
-    api: u16,
+/// A process the benchmark started; killed when dropped.
+struct Running(Child);
+
+impl Running {
+    fn pid(&self) -> u32 {
+        self.0.id()
+    }
 }
 
-impl Drop for Proxy {
+impl Drop for Running {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        let _ = self.0.kill();
+        let _ = self.0.wait();
     }
+}
+
+struct Proxy {
+    process: Running,
+    api: u16,
 }
 
 fn start_proxy(extra: &[&str]) -> Proxy {
@@ -50,12 +65,80 @@ fn start_proxy(extra: &[&str]) -> Proxy {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
+    let process = Running(child);
     let deadline = Instant::now() + Duration::from_secs(10);
     while TcpStream::connect(("127.0.0.1", api)).is_err() {
         assert!(Instant::now() < deadline);
         std::thread::sleep(Duration::from_millis(20));
     }
-    Proxy { child, api }
+    Proxy { process, api }
+}
+
+/// A peer of the benchmark, a program of `benches/peers` taking `LISTEN=UPSTREAM...`.
+struct Peer {
+    name: &'static str,
+    binary: PathBuf,
+}
+
+/// Builds the peers: noxious 1.0.4 (a Rust port of Toxiproxy, from crates.io), its data
+/// plane with no toxics, and the splice relay. Built here, outside the workspace, so that
+/// the test suite never compiles them; none, with the reason printed, if they cannot be.
+fn build_peers() -> Vec<Peer> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let target = root.join("target/peers");
+    let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+        .args([
+            "build",
+            "--release",
+            "--locked",
+            "--quiet",
+            "--manifest-path",
+        ])
+        .arg(root.join("benches/peers/Cargo.toml"))
+        .arg("--target-dir")
+        .arg(&target)
+        .status();
+    match status {
+        Ok(s) if s.success() => [
+            ("noxious", "noxious-peer"),
+            ("splice relay", "splice-relay"),
+        ]
+        .into_iter()
+        .map(|(name, program)| Peer {
+            name,
+            binary: target.join("release").join(program),
+        })
+        .collect(),
+        other => {
+            println!("peers: not measured, their build failed ({other:?})");
+            Vec::new()
+        }
+    }
+}
+
+/// A peer relaying to each upstream, in one process; returns it and the listening addresses.
+fn start_peer(peer: &Peer, upstreams: &[SocketAddr]) -> (Running, Vec<SocketAddr>) {
+    let listens: Vec<SocketAddr> = upstreams
+        .iter()
+        .map(|_| SocketAddr::from(([127, 0, 0, 1], free_port())))
+        .collect();
+    let mut child = Command::new(&peer.binary)
+        .args(
+            listens
+                .iter()
+                .zip(upstreams)
+                .map(|(listen, upstream)| format!("{listen}={upstream}")),
+        )
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut ready = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut ready)
+        .unwrap();
+    assert_eq!(ready.trim(), "ready", "{} did not start", peer.name);
+    (Running(child), listens)
 }
 
 fn request(api: u16, method: &str, path: &str, body: &str) -> (u16, Duration) {
@@ -198,6 +281,58 @@ fn round_trips(addr: SocketAddr, n: usize) -> Vec<f64> {
     out
 }
 
+/// A proxy measured against the direct path: what it measured, round by round, and the
+/// CPU time its process used while being measured.
+struct Contender {
+    name: &'static str,
+    pid: u32,
+    addr: SocketAddr,
+    /// Every value measured through it (rates, or round-trip times).
+    values: Vec<f64>,
+    /// One comparison with the direct path per round (a ratio, or time added).
+    per_round: Vec<f64>,
+    cpu: f64,
+    wall: f64,
+}
+
+impl Contender {
+    fn new(name: &'static str, pid: u32, addr: SocketAddr) -> Contender {
+        Contender {
+            name,
+            pid,
+            addr,
+            values: Vec::new(),
+            per_round: Vec::new(),
+            cpu: 0.0,
+            wall: 0.0,
+        }
+    }
+
+    /// One round through its address, which yields values and one comparison with the
+    /// direct path.
+    fn measure(&mut self, round: impl FnOnce(SocketAddr) -> (Vec<f64>, f64)) {
+        let (c0, t0) = (cpu_seconds(self.pid), Instant::now());
+        let (values, compared) = round(self.addr);
+        self.cpu += cpu_seconds(self.pid) - c0;
+        self.wall += t0.elapsed().as_secs_f64();
+        self.values.extend(values);
+        self.per_round.push(compared);
+    }
+
+    /// Median value, median comparison, range of the comparisons, CPU in % of a core.
+    fn summary(&mut self) -> (f64, f64, (f64, f64), f64) {
+        self.values.sort_by(f64::total_cmp);
+        self.per_round.sort_by(f64::total_cmp);
+        let last = self.per_round.len() - 1;
+        (
+            median(&self.values),
+            median(&self.per_round),
+            (self.per_round[0], self.per_round[last]),
+            100.0 * self.cpu / self.wall,
+        )
+    }
+}
+
 fn raise_fd_limit() {
     let limit = rustix::process::getrlimit(rustix::process::Resource::Nofile);
     let wanted = rustix::process::Rlimit {
@@ -235,41 +370,66 @@ fn main() {
         cpu()
     );
     let proxy = start_proxy(&[]);
-
-    // 1. Throughput, in alternating rounds so that drift on a shared machine hits both sides.
-    let sink = server(Mode::Sink);
-    let source = server(Mode::Source);
+    let (sink, source, echo) = (server(Mode::Sink), server(Mode::Source), server(Mode::Echo));
     let via_sink = create(&proxy, "sink", sink);
     let via_source = create(&proxy, "source", source);
+    let via_echo = create(&proxy, "echo", echo);
+    // The peers, for the throughput and round-trip phases (they have no control API).
+    let peers = if wanted("throughput") || wanted("rtt") || wanted("idle") {
+        build_peers()
+    } else {
+        Vec::new()
+    };
+    let running_peers: Vec<(&Peer, Running, Vec<SocketAddr>)> =
+        if wanted("throughput") || wanted("rtt") {
+            peers
+                .iter()
+                .map(|peer| {
+                    let (process, listens) = start_peer(peer, &[sink, source, echo]);
+                    (peer, process, listens)
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
+
+    // 1. Throughput, in alternating rounds so that drift on a shared machine hits every side.
     if wanted("throughput") {
-        for (label, upload, direct, proxied) in [
-            ("client->server", true, sink, via_sink),
-            ("server->client", false, source, via_source),
+        for (label, upload, direct, simian, peer_index) in [
+            ("client->server", true, sink, via_sink, 0),
+            ("server->client", false, source, via_source, 1),
         ] {
-            let (mut d, mut p, mut ratio) = (Vec::new(), Vec::new(), Vec::new());
-            let (mut cpu, mut wall) = (0.0, 0.0);
+            let mut contenders = vec![Contender::new("simian proxy", proxy.process.pid(), simian)];
+            for (peer, process, listens) in &running_peers {
+                contenders.push(Contender::new(
+                    peer.name,
+                    process.pid(),
+                    listens[peer_index],
+                ));
+            }
+            let mut rates = Vec::new();
             for _ in 0..ROUNDS {
-                let a = throughput(direct, upload, 1.0);
-                let (c0, t0) = (cpu_seconds(proxy.child.id()), Instant::now());
-                let b = throughput(proxied, upload, 1.0);
-                cpu += cpu_seconds(proxy.child.id()) - c0;
-                wall += t0.elapsed().as_secs_f64();
-                d.push(a);
-                p.push(b);
-                ratio.push(100.0 * b / a);
+                let baseline = throughput(direct, upload, 1.0);
+                rates.push(baseline);
+                for c in &mut contenders {
+                    c.measure(|addr| {
+                        let rate = throughput(addr, upload, 1.0);
+                        (vec![rate], 100.0 * rate / baseline)
+                    });
+                }
             }
-            for v in [&mut d, &mut p, &mut ratio] {
-                v.sort_by(f64::total_cmp);
-            }
+            rates.sort_by(f64::total_cmp);
             println!(
-                "throughput {label}: direct {:.1} Gbit/s, proxy {:.1} Gbit/s (medians of {ROUNDS} rounds); proxy/direct median {:.0}%, range {:.0}-{:.0}%; proxy CPU {:.0}% of a core",
-                median(&d),
-                median(&p),
-                median(&ratio),
-                ratio[0],
-                ratio[ROUNDS - 1],
-                100.0 * cpu / wall,
+                "throughput {label}: direct {:.1} Gbit/s (median of {ROUNDS} rounds)",
+                median(&rates)
             );
+            for c in &mut contenders {
+                let (rate, ratio, range, cpu) = c.summary();
+                println!(
+                    "  {}: {rate:.1} Gbit/s; of direct: median {ratio:.0}%, range {:.0}-{:.0}%; proxy CPU {cpu:.0}% of a core",
+                    c.name, range.0, range.1,
+                );
+            }
         }
     }
 
@@ -302,41 +462,52 @@ fn main() {
         );
     }
 
-    // 2. Round trips, also in alternating rounds.
-    let echo = server(Mode::Echo);
-    let via_echo = create(&proxy, "echo", echo);
+    // 2. Round trips, also in alternating rounds: direct, then each proxy.
     if wanted("rtt") {
-        // The same comparison against a second proxy with busy polling off.
+        // The same comparison against a second simian proxy with busy polling off.
         let quiet = start_proxy(&["--busy-poll-us", "0"]);
         let via_quiet = create(&quiet, "echo", echo);
-        for (label, pid, via) in [
-            ("busy polling 50 us (default)", proxy.child.id(), via_echo),
-            ("busy polling off", quiet.child.id(), via_quiet),
-        ] {
-            let (mut direct, mut proxied, mut added) = (Vec::new(), Vec::new(), Vec::new());
-            let (mut cpu, mut wall) = (0.0, 0.0);
-            for _ in 0..ROUNDS {
-                let d = round_trips(echo, 4_000);
-                let (c0, t0) = (cpu_seconds(pid), Instant::now());
-                let p = round_trips(via, 4_000);
-                cpu += cpu_seconds(pid) - c0;
-                wall += t0.elapsed().as_secs_f64();
-                added.push(percentile(&p, 0.5) - percentile(&d, 0.5));
-                direct.extend(d);
-                proxied.extend(p);
+        let mut contenders = vec![
+            Contender::new(
+                "simian proxy, busy polling 50 us (default)",
+                proxy.process.pid(),
+                via_echo,
+            ),
+            Contender::new(
+                "simian proxy, busy polling off",
+                quiet.process.pid(),
+                via_quiet,
+            ),
+        ];
+        for (peer, process, listens) in &running_peers {
+            contenders.push(Contender::new(peer.name, process.pid(), listens[2]));
+        }
+        let mut direct = Vec::new();
+        for _ in 0..ROUNDS {
+            let d = round_trips(echo, 4_000);
+            let d50 = percentile(&d, 0.5);
+            for c in &mut contenders {
+                c.measure(|addr| {
+                    let p = round_trips(addr, 4_000);
+                    let added = percentile(&p, 0.5) - d50;
+                    (p, added)
+                });
             }
-            for v in [&mut direct, &mut proxied, &mut added] {
-                v.sort_by(f64::total_cmp);
-            }
-            let (d50, p50) = (percentile(&direct, 0.5), percentile(&proxied, 0.5));
-            let (d99, p99) = (percentile(&direct, 0.99), percentile(&proxied, 0.99));
+            direct.extend(d);
+        }
+        direct.sort_by(f64::total_cmp);
+        let (d50, d99) = (percentile(&direct, 0.5), percentile(&direct, 0.99));
+        println!("64-byte round trip, direct: p50 {d50:.1} us, p99 {d99:.1} us");
+        for c in &mut contenders {
+            let (p50, _, range, cpu) = c.summary();
+            let p99 = percentile(&c.values, 0.99);
             println!(
-                "64-byte round trip, {label}: direct p50 {d50:.1} us p99 {d99:.1} us; proxy p50 {p50:.1} us p99 {p99:.1} us; added p50 {:.1} us (per round: median {:.1}, range {:.1} to {:.1}); proxy CPU {:.0}% of a core",
+                "  {}: p50 {p50:.1} us, p99 {p99:.1} us; added p50 {:.1} us (per round: median {:.1}, range {:.1} to {:.1}); proxy CPU {cpu:.0}% of a core",
+                c.name,
                 p50 - d50,
-                median(&added),
-                added[0],
-                added[ROUNDS - 1],
-                100.0 * cpu / wall,
+                median(&c.per_round),
+                range.0,
+                range.1,
             );
         }
     }
@@ -367,7 +538,7 @@ fn main() {
 
     // 4. Control API under load.
     if wanted("control") {
-        let rss_before = rss_kb(proxy.child.id());
+        let rss_before = rss_kb(proxy.process.pid());
         let stop = Arc::new(AtomicBool::new(false));
         let moved = Arc::new(AtomicU64::new(0));
         let streams: Vec<_> = (0..50)
@@ -423,7 +594,7 @@ fn main() {
         let before_stop = moved.load(Ordering::Relaxed);
         std::thread::sleep(Duration::from_millis(300));
         let still_flowing = moved.load(Ordering::Relaxed) > before_stop;
-        let rss_during = rss_kb(proxy.child.id());
+        let rss_during = rss_kb(proxy.process.pid());
         stop.store(true, Ordering::Relaxed);
         for s in streams {
             let _ = s.join();
@@ -445,24 +616,36 @@ fn main() {
         return;
     }
     drop(proxy);
+    drop(running_peers);
     let proxy = start_proxy(&[]);
     let hold = server(Mode::Hold);
     let via_hold = create(&proxy, "hold", hold);
+    idle_connections("simian proxy", &proxy.process, via_hold);
+    drop(proxy);
+    // The splice relay holds two threads per connection: not a design to count idle
+    // connections with.
+    if let Some(noxious) = peers.iter().find(|p| p.name == "noxious") {
+        let (process, listens) = start_peer(noxious, &[hold]);
+        idle_connections(noxious.name, &process, listens[0]);
+    }
+}
+
+/// The RSS a proxy process gains by holding 5,000 idle connections through `addr`.
+fn idle_connections(name: &str, process: &Running, addr: SocketAddr) {
     std::thread::sleep(Duration::from_millis(200));
-    let base = rss_kb(proxy.child.id());
+    let base = rss_kb(process.pid());
     let mut conns = Vec::with_capacity(5000);
     for _ in 0..5000 {
-        conns.push(TcpStream::connect(via_hold).unwrap());
+        conns.push(TcpStream::connect(addr).unwrap());
     }
     std::thread::sleep(Duration::from_secs(1));
-    let with = rss_kb(proxy.child.id());
+    let with = rss_kb(process.pid());
     println!(
-        "5,000 idle connections: proxy RSS {} MB -> {} MB, {:.1} KB per connection",
+        "5,000 idle connections, {name}: RSS {} MB -> {} MB, {:.1} KB per connection",
         base / 1024,
         with / 1024,
         (with.saturating_sub(base)) as f64 / 5000.0
     );
-    drop(conns);
 }
 
 fn round_trips_n(addr: SocketAddr, n: usize) -> Vec<f64> {
