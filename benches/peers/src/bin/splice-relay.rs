@@ -1,7 +1,7 @@
 //! `splice-relay LISTEN=UPSTREAM...`: the simplest zero-copy TCP relay, until killed.
 //!
 //! Two blocking threads per connection, one per direction, each moving bytes from one
-//! socket through a 1 MiB pipe into the other with splice(2): no event loop, no toxics, no
+//! socket through a 256 KiB pipe into the other with splice(2): no event loop, no toxics, no
 //! accounting. The benchmark measures it as the ceiling of what any user-space proxy moves
 //! on the machine, so that `simian proxy`'s rate can be read against it and not only
 //! against a direct connection.
@@ -54,7 +54,7 @@ fn relay(src: TcpStream, dst: TcpStream) {
     let Ok((read, write)) = pipe() else {
         return;
     };
-    let capacity = fcntl_setpipe_size(&write, 1 << 20).unwrap_or(64 * 1024);
+    let capacity = fcntl_setpipe_size(&write, 1 << 18).unwrap_or(64 * 1024);
     while let Ok(n @ 1..) = splice(&src, None, &write, None, capacity, SpliceFlags::MOVE) {
         let mut left = n;
         while left > 0 {
