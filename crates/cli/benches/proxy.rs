@@ -407,6 +407,9 @@ fn main() {
                     listens[peer_index],
                 ));
             }
+            // The first transfer of a series runs slow (cold caches, TCP autotuning): a
+            // warm-up that is not counted, so that it does not make a round of its own.
+            throughput(direct, upload, 0.5);
             let mut rates = Vec::new();
             for _ in 0..ROUNDS {
                 let baseline = throughput(direct, upload, 1.0);
@@ -420,8 +423,10 @@ fn main() {
             }
             rates.sort_by(f64::total_cmp);
             println!(
-                "throughput {label}: direct {:.1} Gbit/s (median of {ROUNDS} rounds)",
-                median(&rates)
+                "throughput {label}: direct {:.1} Gbit/s (median of {ROUNDS} rounds, range {:.1}-{:.1})",
+                median(&rates),
+                rates[0],
+                rates[ROUNDS - 1],
             );
             for c in &mut contenders {
                 let (rate, ratio, range, cpu) = c.summary();

@@ -19,9 +19,8 @@ use tokio::net::TcpStream;
 
 /// Bytes a pipe holds: one splice moves up to this much. Larger is not faster: the pages in
 /// flight between the two sockets must stay in the CPU's caches for the receiver's copy out
-/// of its socket. On a 2-core VM, in alternating rounds, 256 KiB moved 20-25% more than
-/// 1 MiB, 5-18% more than 512 KiB, 9-11% more than 128 KiB and 26-32% more than 64 KiB
-/// (BENCHMARKS.md).
+/// of its socket. On a 2-core VM, 256 KiB moved 10-20% more than 1 MiB in the benchmark,
+/// and 512, 128 and 64 KiB were slower (BENCHMARKS.md).
 const PIPE_BYTES: usize = 1 << 18;
 
 /// A link's pipe and the bytes waiting in it.
