@@ -74,7 +74,7 @@ impl Timer {
             let mut ready = fd.readable().await?;
             let mut expirations = [0u8; 8];
             match ready.try_io(|fd| Ok(rustix::io::read(fd.get_ref(), &mut expirations)?)) {
-                Ok(_) => return Ok(()),
+                Ok(expired) => return expired.map(|_| ()),
                 // Readiness left over from an earlier wait: cleared, wait again.
                 Err(_would_block) => continue,
             }
