@@ -395,11 +395,25 @@ fn main() {
 
     // 1. Throughput, in alternating rounds so that drift on a shared machine hits every side.
     if wanted("throughput") {
+        // The same proxy with the system's congestion control on its own sockets too: what
+        // the loopback default (docs/proxy.md) is worth, measured in the same rounds.
+        let system_cc = start_proxy(&["--loopback-congestion", "system"]);
         for (label, upload, direct, simian, peer_index) in [
             ("client->server", true, sink, via_sink, 0),
             ("server->client", false, source, via_source, 1),
         ] {
-            let mut contenders = vec![Contender::new("simian proxy", proxy.process.pid(), simian)];
+            let mut contenders = vec![
+                Contender::new("simian proxy", proxy.process.pid(), simian),
+                Contender::new(
+                    "simian proxy --loopback-congestion system",
+                    system_cc.process.pid(),
+                    if upload {
+                        create(&system_cc, "sink", sink)
+                    } else {
+                        create(&system_cc, "source", source)
+                    },
+                ),
+            ];
             for (peer, process, listens) in &running_peers {
                 contenders.push(Contender::new(
                     peer.name,

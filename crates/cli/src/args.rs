@@ -204,6 +204,11 @@ pub struct ProxyArgs {
     /// 0 turns it off.
     #[arg(long, value_name = "MICROSECONDS", value_parser = clap::value_parser!(u32).range(0..=100_000))]
     pub busy_poll_us: Option<u32>,
+    /// TCP congestion control of the proxy's own sockets on connections that stay on this
+    /// machine (default: cubic, or reno where cubic may not be chosen); "system" keeps the
+    /// system's, as on every other connection.
+    #[arg(long, value_name = "ALGORITHM")]
+    pub loopback_congestion: Option<String>,
 }
 
 /// `simian proxy <command>`: a client of a running server.

@@ -282,6 +282,11 @@ fn out_of_range_tuning_flags_exit_2_and_say_the_range() {
         ("--workers", "0", "1..=1024"),
         ("--busy-poll-us", "100001", "0..=100000"),
         ("--busy-poll-us", "-5", ""),
+        (
+            "--loopback-congestion",
+            "no-such-algorithm",
+            "the kernel has no such algorithm",
+        ),
     ] {
         let out = s.run(&["proxy", &format!("{flag}={value}")]);
         assert_eq!(out.code(), 2, "{flag} {value}: {}", out.stderr());

@@ -14,6 +14,8 @@
 //! A direction without toxics forwards bytes straight from socket to socket: by one copy
 //! through a per-thread buffer, by splice(2) while it streams bulk data, and with a short
 //! busy-poll window after each transfer so request/response traffic finds the proxy awake.
+//! On connections that stay on loopback, the proxy's own sockets use a congestion control
+//! that does not pace ([`LoopbackCongestion`]).
 //!
 //! ```no_run
 //! # async fn demo() {
@@ -36,12 +38,14 @@
 //! # }
 //! ```
 
+mod congestion;
 pub mod link;
 pub mod registry;
 mod splice;
 mod timer;
 pub mod toxic;
 
+pub use congestion::{CongestionError, LoopbackCongestion};
 pub use registry::{
     DEFAULT_BUSY_POLL, NewProxy, NewToxic, ProxyCounters, ProxyError, ProxyUpdate, ProxyView,
     Registry, RegistryConfig, resolve_listen,

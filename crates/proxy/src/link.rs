@@ -21,6 +21,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
 use tokio::time::{Instant, sleep_until};
 use tokio_util::sync::CancellationToken;
 
+use crate::congestion::LoopbackCongestion;
 use crate::splice::Pipe;
 use crate::timer::Timer;
 use crate::toxic::{Kind, Toxic};
@@ -80,6 +81,7 @@ pub(crate) struct ConnectionPlan {
     pub counters: [Arc<Counters>; 2],
     pub dial_timeout: Duration,
     pub busy_poll: Duration,
+    pub congestion: LoopbackCongestion,
     pub seed: u64,
 }
 
@@ -91,6 +93,7 @@ pub(crate) async fn serve(client: TcpStream, plan: ConnectionPlan, cancel: Cance
         counters: [up_counters, down_counters],
         dial_timeout,
         busy_poll,
+        congestion,
         seed,
     } = plan;
     let server = tokio::select! {
@@ -109,6 +112,8 @@ pub(crate) async fn serve(client: TcpStream, plan: ConnectionPlan, cancel: Cance
     };
     let _ = client.set_nodelay(true);
     let _ = server.set_nodelay(true);
+    congestion.apply(&client);
+    congestion.apply(&server);
     let (cr, cw) = client.into_split();
     let (sr, sw) = server.into_split();
     let mut rng = ChaCha8Rng::seed_from_u64(seed);

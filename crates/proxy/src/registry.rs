@@ -16,6 +16,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
+use crate::congestion::LoopbackCongestion;
 use crate::link::{Chain, ConnectionPlan, Counters};
 use crate::toxic::{Kind, Stream, Toxic};
 
@@ -210,6 +211,10 @@ pub struct RegistryConfig {
     /// Spinning through the gap of a request/response exchange saves the wake-up that
     /// otherwise dominates the time a proxy adds; zero never spins.
     pub busy_poll: Duration,
+    /// Congestion control of the proxy's sockets on connections that stay on this machine
+    /// (`congestion.rs` says why); the server resolves its default with
+    /// [`LoopbackCongestion::resolve`], a bare registry keeps the system's.
+    pub loopback_congestion: LoopbackCongestion,
 }
 
 impl Default for RegistryConfig {
@@ -218,6 +223,7 @@ impl Default for RegistryConfig {
             seed: None,
             dial_timeout: Duration::from_secs(10),
             busy_poll: DEFAULT_BUSY_POLL,
+            loopback_congestion: LoopbackCongestion::System,
         }
     }
 }
@@ -351,10 +357,11 @@ impl Registry {
         let chains = [entry.chains[0].subscribe(), entry.chains[1].subscribe()];
         let counters = entry.counters.clone();
         let upstream = entry.upstream.clone();
-        let (seed, dial_timeout, busy_poll, connections) = (
+        let (seed, dial_timeout, busy_poll, congestion, connections) = (
             self.seed,
             self.config.dial_timeout,
             self.config.busy_poll,
+            self.config.loopback_congestion.clone(),
             self.connections.clone(),
         );
         self.runtime.spawn(async move {
@@ -372,6 +379,7 @@ impl Registry {
                             counters: counters.clone(),
                             dial_timeout,
                             busy_poll,
+                            congestion: congestion.clone(),
                             seed: seed ^ n.wrapping_mul(0x9e37_79b9_7f4a_7c15),
                         };
                         // The dial happens in the connection's own task: a slow upstream

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use serde_json::Value;
-use simian_proxy::{NewProxy, Registry, RegistryConfig};
+use simian_proxy::{LoopbackCongestion, NewProxy, Registry, RegistryConfig};
 use simian_server::toxiproxy::{self, Api, ApiOptions};
 
 use crate::args::{Global, ProxyArgs, ProxyCommand, ToxicCommand};
@@ -33,6 +33,8 @@ pub struct ServerOptions {
     pub workers: usize,
     /// How long an idle pass-through link keeps polling before it sleeps.
     pub busy_poll: Duration,
+    /// Congestion control asked for loopback connections; `None` for the default.
+    pub loopback_congestion: Option<String>,
 }
 
 impl ServerOptions {
@@ -46,6 +48,7 @@ impl ServerOptions {
             api: ApiOptions::default(),
             workers: default_workers(),
             busy_poll: simian_proxy::DEFAULT_BUSY_POLL,
+            loopback_congestion: None,
         }
     }
 }
@@ -75,6 +78,7 @@ pub fn run(g: &Global, a: ProxyArgs) -> anyhow::Result<u8> {
             if let Some(us) = a.busy_poll_us {
                 o.busy_poll = Duration::from_micros(us.into());
             }
+            o.loopback_congestion = a.loopback_congestion;
             serve(o)
         }
         Some(command) => {
@@ -90,6 +94,8 @@ pub fn run(g: &Global, a: ProxyArgs) -> anyhow::Result<u8> {
 /// the control API on a separate single-threaded one, so a saturated data plane never delays
 /// an API answer and a slow API client never stalls bytes.
 pub fn serve(o: ServerOptions) -> anyhow::Result<u8> {
+    let loopback_congestion = LoopbackCongestion::resolve(o.loopback_congestion.as_deref())
+        .map_err(|e| super::UsageError(format!("--loopback-congestion: {e}")))?;
     let data_plane = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(o.workers)
         .thread_name("proxy-data")
@@ -102,6 +108,7 @@ pub fn serve(o: ServerOptions) -> anyhow::Result<u8> {
         RegistryConfig {
             seed: o.seed,
             busy_poll: o.busy_poll,
+            loopback_congestion: loopback_congestion.clone(),
             ..RegistryConfig::default()
         },
         data_plane.handle().clone(),
@@ -112,7 +119,7 @@ pub fn serve(o: ServerOptions) -> anyhow::Result<u8> {
     let code = control.block_on(async move {
         let addr = format!("{}:{}", o.host, o.port);
         let listener = tokio::net::TcpListener::bind(&addr).await.with_context(|| format!("binding the API to {addr}"))?;
-        tracing::info!(address = %listener.local_addr()?, version = toxiproxy::wire::VERSION, "API listening");
+        tracing::info!(address = %listener.local_addr()?, version = toxiproxy::wire::VERSION, %loopback_congestion, "API listening");
         let api = Api::new(registry, o.api);
         let shutdown = async {
             let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
