@@ -4,8 +4,8 @@
 //! system's congestion control. Where that is BBR (the default of many distributions and
 //! clouds), every sender paces its segments with timers to the bandwidth it has estimated:
 //! worth it across a real network, pure cost on loopback, which has no queue to keep short
-//! and never loses a segment (on a 2-core VM, direct loopback moves about a third more
-//! under CUBIC than under BBR, BENCHMARKS.md). So on a loopback leg the proxy's side uses a
+//! and never loses a segment (on 2-core VMs, direct loopback moved 6-36% more under CUBIC
+//! than under BBR, BENCHMARKS.md). So on a loopback leg the proxy's side uses a
 //! loss-based algorithm, which sends as fast as the receiver takes: CUBIC, or Reno where
 //! CUBIC may not be chosen (an unprivileged process may only pick what
 //! `net.ipv4.tcp_allowed_congestion_control` lists, and Reno always). Without loss, which
