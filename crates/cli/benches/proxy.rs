@@ -407,11 +407,7 @@ fn main() {
                 Contender::new(
                     "simian proxy --loopback-congestion system",
                     system_cc.process.pid(),
-                    if upload {
-                        create(&system_cc, "sink", sink)
-                    } else {
-                        create(&system_cc, "source", source)
-                    },
+                    create(&system_cc, if upload { "sink" } else { "source" }, direct),
                 ),
             ];
             for (peer, process, listens) in &running_peers {

@@ -13,8 +13,8 @@ use std::sync::Arc;
 
 use rustix::net::sockopt::tcp_congestion;
 use rustix::process::{PidfdFlags, PidfdGetfdFlags, getpid, pidfd_getfd, pidfd_open};
-use simian_proxy::{LoopbackCongestion, NewProxy, Registry, RegistryConfig};
-use support::echo_server;
+use simian_proxy::{LoopbackCongestion, Registry, RegistryConfig};
+use support::{echo_server, proxy};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -56,15 +56,7 @@ async fn algorithms(congestion: LoopbackCongestion) -> [String; 4] {
         loopback_congestion: congestion,
         ..RegistryConfig::default()
     }));
-    let p = registry
-        .create(NewProxy {
-            name: "echo".into(),
-            listen: "127.0.0.1:0".into(),
-            upstream: upstream.to_string(),
-            enabled: true,
-        })
-        .unwrap();
-    let listen: SocketAddr = p.listen.parse().unwrap();
+    let listen = proxy(&registry, "echo", upstream);
     let mut client = TcpStream::connect(listen).await.unwrap();
     // One echo: by then the proxy has dialed and set up both of its sockets.
     client.write_all(b"x").await.unwrap();

@@ -9,12 +9,11 @@
 mod support;
 
 use std::collections::BTreeSet;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use simian_proxy::{NewProxy, NewToxic, Registry, RegistryConfig};
-use support::echo_server;
+use simian_proxy::{NewToxic, Registry, RegistryConfig};
+use support::{echo_server, proxy};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::Mutex;
@@ -30,18 +29,6 @@ fn registry(busy_poll: Duration) -> Arc<Registry> {
         busy_poll,
         ..RegistryConfig::default()
     }))
-}
-
-fn proxy(r: &Registry, upstream: SocketAddr) -> SocketAddr {
-    let p = r
-        .create(NewProxy {
-            name: "echo".into(),
-            listen: "127.0.0.1:0".into(),
-            upstream: upstream.to_string(),
-            enabled: true,
-        })
-        .unwrap();
-    p.listen.parse().unwrap()
 }
 
 fn latency(r: &Registry, stream: &str, ms: i64) -> String {
@@ -169,7 +156,7 @@ async fn echo_watching_pipes(s: &mut TcpStream, payload: &[u8]) -> BTreeSet<Stri
 async fn bulk_streams_go_zero_copy_and_arrive_intact_with_exact_counters() {
     let _turn = SERIAL.lock().await;
     let r = registry(Duration::from_micros(50));
-    let addr = proxy(&r, echo_server().await);
+    let addr = proxy(&r, "echo", echo_server().await);
     let mut s = TcpStream::connect(addr).await.unwrap();
     let payload = pattern(64 << 20);
     assert!(
@@ -186,7 +173,7 @@ async fn bulk_streams_go_zero_copy_and_arrive_intact_with_exact_counters() {
 async fn a_stream_that_turns_interactive_gives_its_pipes_back() {
     let _turn = SERIAL.lock().await;
     let r = registry(Duration::from_micros(50));
-    let addr = proxy(&r, echo_server().await);
+    let addr = proxy(&r, "echo", echo_server().await);
     let before = pipes();
     let mut s = TcpStream::connect(addr).await.unwrap();
     let payload = pattern(16 << 20);
@@ -217,7 +204,7 @@ async fn a_stream_that_turns_interactive_gives_its_pipes_back() {
 async fn a_toxic_added_mid_stream_takes_over_without_losing_a_byte() {
     let _turn = SERIAL.lock().await;
     let r = registry(Duration::from_micros(50));
-    let addr = proxy(&r, echo_server().await);
+    let addr = proxy(&r, "echo", echo_server().await);
     let mut s = TcpStream::connect(addr).await.unwrap();
     let payload = pattern(32 << 20);
     let got = echo_through(&mut s, &payload, || async {
@@ -240,7 +227,7 @@ async fn busy_polling_stops_by_itself_on_idle_connections() {
     let _turn = SERIAL.lock().await;
     // A long window, so a poll that never stops would show as a whole core.
     let r = registry(Duration::from_millis(5));
-    let addr = proxy(&r, echo_server().await);
+    let addr = proxy(&r, "echo", echo_server().await);
     let mut open = Vec::new();
     for _ in 0..20 {
         let mut s = TcpStream::connect(addr).await.unwrap();

@@ -9,8 +9,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use simian_proxy::{NewProxy, NewToxic, ProxyUpdate, Registry, RegistryConfig};
-use support::echo_server;
+use simian_proxy::{NewToxic, ProxyUpdate, Registry, RegistryConfig};
+use support::{echo_server, proxy};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::time::timeout;
@@ -37,18 +37,6 @@ fn registry(seed: u64) -> Arc<Registry> {
         dial_timeout: Duration::from_secs(2),
         ..RegistryConfig::default()
     }))
-}
-
-fn proxy(r: &Registry, name: &str, upstream: SocketAddr) -> SocketAddr {
-    let p = r
-        .create(NewProxy {
-            name: name.into(),
-            listen: "127.0.0.1:0".into(),
-            upstream: upstream.to_string(),
-            enabled: true,
-        })
-        .unwrap();
-    p.listen.parse().unwrap()
 }
 
 fn toxic(

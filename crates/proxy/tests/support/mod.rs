@@ -3,6 +3,7 @@
 
 use std::net::SocketAddr;
 
+use simian_proxy::{NewProxy, Registry};
 use tokio::net::TcpListener;
 
 /// A loopback server that echoes every connection until it closes.
@@ -18,4 +19,17 @@ pub async fn echo_server() -> SocketAddr {
         }
     });
     addr
+}
+
+/// Creates an enabled proxy `name` to `upstream` on a free loopback port; returns its address.
+pub fn proxy(r: &Registry, name: &str, upstream: SocketAddr) -> SocketAddr {
+    let p = r
+        .create(NewProxy {
+            name: name.into(),
+            listen: "127.0.0.1:0".into(),
+            upstream: upstream.to_string(),
+            enabled: true,
+        })
+        .unwrap();
+    p.listen.parse().unwrap()
 }
