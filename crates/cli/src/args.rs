@@ -55,8 +55,16 @@ pub enum Command {
 /// `simian config ...`
 #[derive(Debug, Subcommand)]
 pub enum ConfigCommand {
-    /// Validate the config and print the resolved values.
-    Check,
+    /// Validate the config, reach the store, and print the resolved values.
+    Check(CheckArgs),
+}
+
+/// `simian config check`
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// Do not open the store (for a machine that cannot reach the database).
+    #[arg(long)]
+    pub offline: bool,
 }
 
 /// `simian schedule`
@@ -317,7 +325,7 @@ mod tests {
     fn every_command_parses() {
         assert!(matches!(
             parse(&["config", "check"]).unwrap().command,
-            Command::Config(ConfigCommand::Check)
+            Command::Config(ConfigCommand::Check(_))
         ));
         let s = parse(&[
             "schedule",

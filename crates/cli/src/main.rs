@@ -7,11 +7,12 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
+#[macro_use]
+mod output;
 mod args;
 mod commands;
 mod config;
 mod outage;
-mod output;
 mod wire;
 
 fn main() -> ExitCode {
@@ -49,9 +50,25 @@ fn init_logs(default_level: &str) {
 fn finish(result: anyhow::Result<u8>) -> ExitCode {
     match result {
         Ok(code) => ExitCode::from(code),
+        // The reader went away (`simian history | head`): stop quietly, as Unix tools do.
+        Err(err) if closed_pipe(&err) => ExitCode::SUCCESS,
         Err(err) => {
-            eprintln!("error: {err:#}");
+            use std::io::Write as _;
+            // Errors can quote values from outside (ids, labels): never raw control characters.
+            let message: Vec<String> = format!("{err:#}")
+                .split('\n')
+                .map(|line| output::safe(line).into_owned())
+                .collect();
+            let _ = writeln!(std::io::stderr(), "error: {}", message.join("\n"));
             ExitCode::from(commands::exit_code(&err))
         }
     }
+}
+
+/// True when `err` is a write to a pipe whose reader has gone.
+fn closed_pipe(err: &anyhow::Error) -> bool {
+    err.chain().any(|e| {
+        e.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
 }

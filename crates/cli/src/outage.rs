@@ -4,6 +4,7 @@
 //! another status, other output) counts as an outage, and kills are held.
 
 use std::io::Read;
+use std::os::unix::process::CommandExt as _;
 use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
@@ -47,11 +48,13 @@ pub struct CommandCheck {
 impl OutageCheck for CommandCheck {
     fn check(&self) -> OutageStatus {
         let source = format!("outage command {:?}", self.argv[0]);
+        // Its own process group, so that whatever it leaves behind can be killed with it.
         let mut child = match Command::new(&self.argv[0])
             .args(&self.argv[1..])
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
+            .process_group(0)
             .spawn()
         {
             Ok(c) => c,
@@ -74,8 +77,10 @@ impl OutageCheck for CommandCheck {
         let status = match out {
             Ok(_) => child.wait().ok(),
             Err(_) => {
-                // Our own child: safe to kill.
-                let _ = child.kill();
+                // The group is our child's own, and the child is not reaped yet (a zombie at
+                // worst), so its id cannot have been reused: safe to kill the whole group,
+                // including any background process still holding its output.
+                kill_group(&child);
                 let _ = child.wait();
                 return OutageStatus::Outage(format!(
                     "{source} did not answer within {:?} (counted as an outage)",
@@ -90,6 +95,19 @@ impl OutageCheck for CommandCheck {
                 s.map_or("no status".into(), |s| s.to_string())
             )),
         }
+    }
+}
+
+/// Sends SIGKILL to the process group `child` leads (it was spawned with `process_group(0)`).
+fn kill_group(child: &std::process::Child) {
+    let Some(pid) = i32::try_from(child.id())
+        .ok()
+        .and_then(rustix::process::Pid::from_raw)
+    else {
+        return;
+    };
+    if let Err(e) = rustix::process::kill_process_group(pid, rustix::process::Signal::KILL) {
+        tracing::debug!(error = %e, "the outage command's process group was already gone");
     }
 }
 
@@ -153,6 +171,39 @@ mod tests {
         assert!(
             matches!(missing.check(), OutageStatus::Outage(m) if m.contains("could not start"))
         );
+    }
+
+    /// A command that answers but leaves a background child holding its output: counted as an
+    /// outage (it never finished answering), and the child dies with it.
+    #[test]
+    fn a_command_s_background_children_die_with_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let pidfile = dir.path().join("child.pid");
+        let script = format!("sleep 30 & echo $! > {}; echo false", pidfile.display());
+        assert!(
+            matches!(cmd(&script, 500), OutageStatus::Outage(m) if m.contains("did not answer"))
+        );
+        let pid: u32 = std::fs::read_to_string(&pidfile)
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        // Dead: gone, or a zombie waiting for whoever adopted it.
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        loop {
+            let state = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                .ok()
+                .and_then(|s| s.rsplit_once(") ").map(|(_, rest)| rest.chars().next()))
+                .flatten();
+            if matches!(state, None | Some('Z') | Some('X')) {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the background child {pid} survived (state {state:?})"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     #[test]

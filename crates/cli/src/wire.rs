@@ -4,8 +4,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use anyhow::Context;
-use simian_core::{Clock, LogNotifier, Provider, Store};
+use simian_core::{Clock, LogNotifier, Provider, Store, StoreError};
 use simian_monkey::{Engine, Policy, PolicySource};
 use simian_providers::{ProcessProvider, StaticProvider};
 
@@ -30,10 +29,22 @@ pub fn providers(settings: &Settings) -> Result<BTreeMap<String, Arc<dyn Provide
     Ok(out)
 }
 
-/// Opens the configured store.
+/// Opens the configured store. The config's `[store] url` is named only when the store could
+/// not be opened, the one failure the URL can be the cause of; a locked database or a failed
+/// migration says what failed, not where the URL was written.
 pub fn store(settings: &Settings) -> anyhow::Result<Arc<dyn Store>> {
     simian_store::open(&settings.store_url, &settings.base_dir)
-        .with_context(|| format!("[store] url in {}", settings.path.display()))
+        .map_err(|e| store_error(settings, e))
+}
+
+/// A store failure at start-up, pointing at the config only when the URL can be the cause.
+pub fn store_error(settings: &Settings, e: StoreError) -> anyhow::Error {
+    match e {
+        StoreError::Open { .. } => {
+            anyhow::Error::new(e).context(format!("[store] url in {}", settings.path.display()))
+        }
+        other => anyhow::Error::new(other),
+    }
 }
 
 /// The policy, re-read from the config file at every kill.

@@ -45,17 +45,30 @@ pub struct ScaledClock {
 }
 
 impl ScaledClock {
+    /// The fastest a simulated clock may run: a simulated year in about 30 real seconds.
+    pub const MAX_SPEED: f64 = 1_000_000.0;
+    /// The slowest: one simulated second in about 17 real minutes.
+    pub const MIN_SPEED: f64 = 0.001;
+
     /// Simulated time `start` at real instant `anchor`, advancing `speed` times real time.
-    pub fn new(start: Timestamp, anchor: SystemTime, speed: f64) -> ScaledClock {
-        ScaledClock {
+    ///
+    /// # Errors
+    /// A speed that is not a number in [`MIN_SPEED`](Self::MIN_SPEED) to
+    /// [`MAX_SPEED`](Self::MAX_SPEED).
+    pub fn new(start: Timestamp, anchor: SystemTime, speed: f64) -> Result<ScaledClock, String> {
+        if !(Self::MIN_SPEED..=Self::MAX_SPEED).contains(&speed) {
+            return Err(format!(
+                "speed {} is out of range: use a number from {} to {}",
+                short_number(speed),
+                Self::MIN_SPEED,
+                Self::MAX_SPEED
+            ));
+        }
+        Ok(ScaledClock {
             start,
             anchor,
-            speed: if speed.is_finite() && speed > 0.0 {
-                speed
-            } else {
-                1.0
-            },
-        }
+            speed,
+        })
     }
 
     /// The speed factor.
@@ -69,13 +82,17 @@ impl Clock for ScaledClock {
         let real = SystemTime::now()
             .duration_since(self.anchor)
             .unwrap_or_default();
-        let simulated =
-            SignedDuration::try_from(real.mul_f64(self.speed)).unwrap_or(SignedDuration::MAX);
+        // Saturating all the way: the end of representable time is a time, not a panic.
+        let simulated = Duration::try_from_secs_f64(real.as_secs_f64() * self.speed)
+            .ok()
+            .and_then(|d| SignedDuration::try_from(d).ok())
+            .unwrap_or(SignedDuration::MAX);
         self.start.checked_add(simulated).unwrap_or(Timestamp::MAX)
     }
 
     fn real_wait(&self, until: Timestamp) -> Duration {
-        positive(until.duration_since(self.now())).div_f64(self.speed)
+        let simulated = positive(until.duration_since(self.now()));
+        Duration::try_from_secs_f64(simulated.as_secs_f64() / self.speed).unwrap_or(Duration::MAX)
     }
 }
 
@@ -105,6 +122,15 @@ impl Clock for FixedClock {
     }
 }
 
+/// `x` as a person would write it: `1e300` rather than 301 digits.
+pub fn short_number(x: f64) -> String {
+    if x != 0.0 && x.is_finite() && !(1e-3..1e9).contains(&x.abs()) {
+        format!("{x:e}")
+    } else {
+        format!("{x}")
+    }
+}
+
 fn positive(d: SignedDuration) -> Duration {
     Duration::try_from(d).unwrap_or(Duration::ZERO)
 }
@@ -117,7 +143,7 @@ mod tests {
     fn scaled_clock_runs_faster() {
         let start: Timestamp = "2026-03-02T17:00:00Z".parse().unwrap();
         let anchor = SystemTime::now() - Duration::from_secs(10);
-        let clock = ScaledClock::new(start, anchor, 60.0);
+        let clock = ScaledClock::new(start, anchor, 60.0).unwrap();
         let elapsed = clock.now().duration_since(start);
         assert!(elapsed >= SignedDuration::from_mins(10), "{elapsed:?}");
         assert!(elapsed < SignedDuration::from_mins(11), "{elapsed:?}");
@@ -126,5 +152,20 @@ mod tests {
             wait <= Duration::from_secs(10) && wait > Duration::from_secs(8),
             "{wait:?}"
         );
+    }
+
+    #[test]
+    fn extreme_clocks_saturate_instead_of_panicking() {
+        for speed in [0.0, -1.0, f64::NAN, f64::INFINITY, 1e300, 1e7] {
+            assert!(ScaledClock::new(Timestamp::MIN, SystemTime::now(), speed).is_err());
+        }
+        // The fastest clock, anchored long ago, near the end of time.
+        let late: Timestamp = "9999-12-30T00:00:00Z".parse().unwrap();
+        let clock = ScaledClock::new(late, SystemTime::UNIX_EPOCH, ScaledClock::MAX_SPEED).unwrap();
+        assert_eq!(clock.now(), Timestamp::MAX);
+        assert_eq!(clock.real_wait(Timestamp::MAX), Duration::ZERO);
+        let slow =
+            ScaledClock::new(Timestamp::MIN, SystemTime::now(), ScaledClock::MIN_SPEED).unwrap();
+        assert!(slow.real_wait(Timestamp::MAX) > Duration::from_secs(1 << 40));
     }
 }

@@ -38,8 +38,8 @@ pub struct Instance {
     pub detail: String,
     /// Cluster name, `app-stack-detail` unless the provider gives it.
     pub cluster: String,
-    /// Free-form labels.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    /// Free-form labels (always present in JSON, `{}` when there are none).
+    #[serde(default)]
     pub labels: BTreeMap<String, String>,
 }
 
@@ -67,6 +67,32 @@ impl Instance {
             self.stack = parsed.stack;
             self.detail = parsed.detail;
         }
+    }
+}
+
+impl Instance {
+    /// The first field or label of this instance that holds a control character (`id`, `app`,
+    /// ..., `label team`), if any. Such a value, printed to a terminal, could move the cursor
+    /// or rewrite what the operator sees; providers refuse or skip the instance instead.
+    pub fn field_with_control_character(&self) -> Option<String> {
+        let has = |v: &str| v.chars().any(char::is_control);
+        let fields = [
+            ("id", &self.id),
+            ("app", &self.app),
+            ("account", &self.account),
+            ("region", &self.region),
+            ("zone", &self.zone),
+            ("stack", &self.stack),
+            ("detail", &self.detail),
+            ("cluster", &self.cluster),
+        ];
+        if let Some((name, _)) = fields.iter().find(|(_, v)| has(v)) {
+            return Some((*name).to_string());
+        }
+        self.labels
+            .iter()
+            .find(|(k, v)| has(k) || has(v))
+            .map(|(k, _)| format!("label {k:?}"))
     }
 }
 
@@ -187,6 +213,23 @@ mod tests {
         assert_eq!((a.stack.as_str(), a.detail.as_str()), ("prod", "east"));
         let b = Instance::builder("1", "web").stack("prod").build();
         assert_eq!(b.cluster, "web-prod");
+    }
+
+    #[test]
+    fn control_characters_are_found_in_any_field_or_label() {
+        let clean = Instance::builder("i-1", "web")
+            .label("team", "core")
+            .build();
+        assert_eq!(clean.field_with_control_character(), None);
+        let id = Instance::builder("i-\u{1b}[2J", "web").build();
+        assert_eq!(id.field_with_control_character().as_deref(), Some("id"));
+        let label = Instance::builder("i-1", "web")
+            .label("team", "a\u{7}")
+            .build();
+        assert_eq!(
+            label.field_with_control_character().as_deref(),
+            Some("label \"team\"")
+        );
     }
 
     #[test]

@@ -35,5 +35,5 @@ pub use notifier::{Event, LogNotifier, Notifier};
 pub use outage::{NoOutageCheck, OutageCheck, OutageStatus};
 pub use provider::{KillOutcome, Provider, ProviderError};
 pub use schedule::{EntryStatus, NewSchedule, PlannedKill, Schedule, ScheduleEntry};
-pub use store::{Claim, ClaimResult, HistoryFilter, Store, StoreError};
+pub use store::{Claim, ClaimResult, Draws, HistoryFilter, Store, StoreError};
 pub use termination::{Check, Origin, Refusal, Termination, TerminationState};

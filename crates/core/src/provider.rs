@@ -15,6 +15,12 @@ pub enum KillOutcome {
         /// For example "SIGTERM, exited after 120ms".
         detail: String,
     },
+    /// Nothing real exists to kill (a simulated fleet): the kill counts, and `detail` says
+    /// that nothing was touched.
+    Simulated {
+        /// For example "static inventory: nothing real was touched".
+        detail: String,
+    },
     /// It was gone before we acted.
     AlreadyGone,
 }

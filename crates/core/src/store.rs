@@ -9,7 +9,7 @@ use jiff::Timestamp;
 use jiff::civil::Date;
 
 use crate::{
-    Group, Instance, NewSchedule, Origin, Refusal, Schedule, ScheduleEntry, Termination,
+    Group, Grouping, Instance, NewSchedule, Origin, Refusal, Schedule, ScheduleEntry, Termination,
     TerminationState,
 };
 
@@ -32,6 +32,26 @@ pub enum StoreError {
         /// What the driver said.
         message: String,
     },
+    /// A schema migration failed; nothing of it was applied.
+    #[error(
+        "cannot upgrade the store to schema version {version}: {message} (nothing was changed)"
+    )]
+    Migration {
+        /// The migration that failed.
+        version: i64,
+        /// What the database said (without the migration's SQL).
+        message: String,
+    },
+    /// The store was written by a newer Simian.
+    #[error(
+        "the store has schema version {found}, written by a newer Simian; this one knows versions up to {supported}: upgrade simian, or point [store] url at another database"
+    )]
+    NewerSchema {
+        /// The version found in the store.
+        found: i64,
+        /// The newest version this build knows.
+        supported: i64,
+    },
     /// Stored data could not be read back.
     #[error("store holds a value it cannot read ({what}): {value:?}")]
     Corrupt {
@@ -43,12 +63,21 @@ pub enum StoreError {
 }
 
 /// Everything the atomic test-and-set needs to decide and record one kill.
+///
+/// A claim names every instance the kill may fall on, not one drawn beforehand: the store
+/// draws among the candidates whose group the minimum time between kills still allows,
+/// inside its transaction, so a manual kill of an app is refused only when no group of it can
+/// lose an instance. A scheduled kill names the candidates of its one group.
 #[derive(Clone, Debug)]
-pub struct Claim {
-    /// The drawn instance.
-    pub instance: Instance,
-    /// The group it was drawn from (the min-time scope).
-    pub group: Group,
+pub struct Claim<'a> {
+    /// The eligible instances, in a stable order; never empty.
+    pub candidates: Vec<&'a Instance>,
+    /// How the candidates form groups (the minimum-time scope).
+    pub grouping: Grouping,
+    /// Whether each region is a group of its own.
+    pub regions_independent: bool,
+    /// The random word the draw among the allowed candidates starts from.
+    pub draw: u64,
     /// Configured provider name.
     pub provider: String,
     /// Dry run or real.
@@ -67,6 +96,36 @@ pub struct Claim {
     pub max_kills_per_day: u32,
     /// A kill in the group at or after this instant blocks this one.
     pub min_time_threshold: Timestamp,
+}
+
+impl Claim<'_> {
+    /// The group of one candidate.
+    pub fn group_of(&self, instance: &Instance) -> Group {
+        Group::of(instance, self.grouping, self.regions_independent)
+    }
+}
+
+/// A reproducible sequence of uniform draws from one random word (SplitMix64), so that the
+/// store can draw inside its transaction without a random source of its own.
+#[derive(Clone, Debug)]
+pub struct Draws(u64);
+
+impl Draws {
+    /// The sequence that starts from `seed`.
+    pub fn new(seed: u64) -> Draws {
+        Draws(seed)
+    }
+
+    /// A uniform index in `0..n` (`n > 0`; 0 when `n` is 0), by Lemire's multiply-shift:
+    /// the bias is below `n / 2^64`.
+    pub fn index(&mut self, n: usize) -> usize {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^= z >> 31;
+        ((u128::from(z) * n as u128) >> 64) as usize
+    }
 }
 
 /// What the atomic claim decided.
@@ -105,9 +164,10 @@ pub trait Store: Send + Sync {
     /// The earliest time of a pending entry.
     fn next_pending(&self) -> Result<Option<Timestamp>, StoreError>;
 
-    /// The atomic test-and-set: checks the daily cap, then the minimum time between kills,
-    /// then records the termination (state `recorded`) and marks the schedule entry fired.
-    fn claim(&self, claim: &Claim) -> Result<ClaimResult, StoreError>;
+    /// The atomic test-and-set: checks the daily cap, then draws among the candidates whose
+    /// group the minimum time between kills allows (refusing when none is), then records the
+    /// termination (state `recorded`) and marks the schedule entry fired.
+    fn claim(&self, claim: &Claim<'_>) -> Result<ClaimResult, StoreError>;
 
     /// Records the outcome of a recorded termination.
     fn finish(
@@ -130,4 +190,42 @@ pub trait Store: Send + Sync {
 
     /// Refusals, oldest first.
     fn refusals(&self, filter: &HistoryFilter) -> Result<Vec<Refusal>, StoreError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn draws_are_in_range_and_reproducible() {
+        let mut a = Draws::new(42);
+        let mut b = Draws::new(42);
+        for n in [1usize, 2, 3, 7, 1000, usize::MAX] {
+            let (x, y) = (a.index(n), b.index(n));
+            assert_eq!(x, y);
+            assert!(x < n);
+        }
+        assert_eq!(Draws::new(1).index(0), 0);
+    }
+
+    /// Pearson's chi-square over 10 equally likely buckets: with 9 degrees of freedom the
+    /// statistic exceeds 33.72 with probability 1e-4 for a uniform source, so a seeded run
+    /// above it means the draw is biased.
+    #[test]
+    fn draws_are_uniform() {
+        let (buckets, samples) = (10usize, 100_000usize);
+        for seed in [0u64, 1, 0xdead_beef] {
+            let mut draws = Draws::new(seed);
+            let mut counts = vec![0f64; buckets];
+            for _ in 0..samples {
+                counts[draws.index(buckets)] += 1.0;
+            }
+            let expected = samples as f64 / buckets as f64;
+            let chi2: f64 = counts
+                .iter()
+                .map(|c| (c - expected).powi(2) / expected)
+                .sum();
+            assert!(chi2 < 33.72, "seed {seed}: chi-square {chi2} ({counts:?})");
+        }
+    }
 }

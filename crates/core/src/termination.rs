@@ -31,6 +31,8 @@ pub enum TerminationState {
     DryRun,
     /// The provider killed the instance.
     Killed,
+    /// A simulated fleet (a static inventory): recorded as a kill, nothing real was touched.
+    Simulated,
     /// The instance was already gone when the action ran.
     AlreadyGone,
     /// The action failed; `detail` says why.
@@ -91,6 +93,7 @@ string_enum!(TerminationState {
     Recorded => "recorded",
     DryRun => "dry_run",
     Killed => "killed",
+    Simulated => "simulated",
     AlreadyGone => "already_gone",
     Failed => "failed",
 });

@@ -304,8 +304,10 @@ fn run_inner(o: &DemoOptions, interrupted: &Arc<AtomicBool>) -> anyhow::Result<D
 }
 
 fn print(s: &DemoSummary, json: bool) -> anyhow::Result<()> {
+    use std::io::Write as _;
+    let mut out = std::io::stdout().lock();
     if json {
-        println!("{}", serde_json::to_string_pretty(s)?);
+        writeln!(out, "{}", serde_json::to_string_pretty(s)?)?;
         return Ok(());
     }
     let mode = if s.fragile {
@@ -313,43 +315,49 @@ fn print(s: &DemoSummary, json: bool) -> anyhow::Result<()> {
     } else {
         "robust (health checks, retries)"
     };
-    println!();
-    println!(
+    writeln!(out)?;
+    writeln!(
+        out,
         "simian demo: {} simulated work day(s), seed {}, balancer {mode}",
         s.days, s.seed
-    );
-    println!();
-    println!("  kills           {}", s.kills);
+    )?;
+    writeln!(out)?;
+    writeln!(out, "  kills           {}", s.kills)?;
     for (cluster, n) in &s.kills_per_group {
-        println!("    {cluster:<14}{n}");
+        writeln!(out, "    {cluster:<14}{n}")?;
     }
-    println!("  replacements    {}", s.replacements);
-    println!("  requests        {}", s.requests);
-    println!("  errors          {}", s.errors);
-    println!(
+    writeln!(out, "  replacements    {}", s.replacements)?;
+    writeln!(out, "  requests        {}", s.requests)?;
+    writeln!(out, "  errors          {}", s.errors)?;
+    writeln!(
+        out,
         "  availability    {:.3}%  (target {}%)",
         s.availability, s.target
-    );
-    println!(
+    )?;
+    writeln!(
+        out,
         "  latency         p50 {:.2} ms, p99 {:.2} ms",
         s.p50_ms, s.p99_ms
-    );
-    println!(
+    )?;
+    writeln!(
+        out,
         "  longest burst   {} failed request(s) over {:.0} ms",
         s.longest_error_burst.requests, s.longest_error_burst.ms
-    );
-    println!();
+    )?;
+    writeln!(out)?;
     if s.met_target {
-        println!(
+        writeln!(
+            out,
             "The fleet lost {} instance(s) and its users did not notice. Try --fragile to see what Chaos Monkey finds.",
             s.kills
-        );
+        )?;
     } else if s.fragile {
-        println!(
+        writeln!(
+            out,
             "Without retries and health checks, every kill reached the users. That is what Chaos Monkey is for: finding this before an outage does."
-        );
+        )?;
     } else {
-        println!("Availability fell below the target.");
+        writeln!(out, "Availability fell below the target.")?;
     }
     Ok(())
 }

@@ -5,6 +5,10 @@
 //! terminations recorded before a crash are resumed at start. A planned kill whose window
 //! closed while the daemon was down is recorded as missed, never fired late.
 //!
+//! Every retry loop (the configuration, the schedule, the store, a kill) backs off and logs a
+//! run of failures once, with a count ([`Retry`]), so a broken dependency never makes the
+//! daemon spin or flood its log.
+//!
 //! Due entries fire concurrently, each on its own thread: a kill waits for a verified death
 //! (up to its grace period), and one slow kill must not delay the others. The store's atomic
 //! claim makes a second attempt at the same entry a no-op, and an in-flight set keeps the
@@ -20,6 +24,7 @@ use jiff::Timestamp;
 use jiff::civil::Date;
 use simian_core::{Check, Origin, Refusal, Schedule, ScheduleEntry};
 
+use crate::retry::Retry;
 use crate::schedule::{Fleet, collect_fleet, plan, stream_seed};
 use crate::{Decision, Engine, EngineError, KillRequest, Policy, Target};
 
@@ -59,6 +64,17 @@ impl Counters {
     }
 }
 
+/// The shortest time between two passes of the loop (real time).
+const MIN_PASS: Duration = Duration::from_millis(10);
+
+/// The daemon's retry loops, each backing off and logging on its own.
+struct Retries {
+    clock: Retry,
+    config: Retry,
+    schedule: Retry,
+    store: Retry,
+}
+
 /// The scheduler loop.
 pub struct Daemon {
     engine: Arc<Engine>,
@@ -66,6 +82,17 @@ pub struct Daemon {
     counters: Arc<Counters>,
     inflight: Arc<Mutex<HashSet<i64>>>,
     workers: Mutex<Vec<JoinHandle<()>>>,
+    retries: Mutex<Retries>,
+    kills: Arc<Mutex<Retry>>,
+}
+
+/// What one pass decided: when to wake, and how long to back off after a failure.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Step {
+    /// The next moment something is due (on the engine's clock).
+    pub next: Option<Timestamp>,
+    /// Set when part of the pass failed: wait at least this long (real time) before retrying.
+    pub backoff: Option<Duration>,
 }
 
 impl Daemon {
@@ -78,7 +105,18 @@ impl Daemon {
             counters: Arc::default(),
             inflight: Arc::default(),
             workers: Mutex::default(),
+            retries: Mutex::new(Retries {
+                clock: Retry::new("advancing the clock"),
+                config: Retry::new("reading the configuration"),
+                schedule: Retry::new("making today's schedule"),
+                store: Retry::new("reading the store"),
+            }),
+            kills: Arc::new(Mutex::new(Retry::new("firing a planned kill"))),
         }
+    }
+
+    fn retries(&self) -> std::sync::MutexGuard<'_, Retries> {
+        self.retries.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// The counters so far.
@@ -91,16 +129,22 @@ impl Daemon {
         let resumed = self.engine.resume_unfinished()?.len() as u64;
         self.counters.resumed.fetch_add(resumed, Ordering::SeqCst);
         while !shutdown.load(Ordering::SeqCst) {
-            let next = match self.step() {
-                Ok(next) => next,
-                Err(e) => {
-                    tracing::error!(error = %e, "monkey step failed; retrying");
-                    None
+            let step = match self.step() {
+                Ok(step) => {
+                    self.retries().store.succeeded();
+                    step
                 }
+                Err(e) => Step {
+                    next: None,
+                    backoff: Some(self.retries().store.failed(&e)),
+                },
             };
-            let wait = next.map_or(self.max_sleep, |t| {
+            let wait = step.next.map_or(self.max_sleep, |t| {
                 self.engine.clock().real_wait(t).min(self.max_sleep)
             });
+            // A failing pass never spins: it waits out its backoff, however soon work is due;
+            // and no pass follows another sooner than MIN_PASS, whatever the clock says.
+            let wait = wait.max(step.backoff.unwrap_or_default()).max(MIN_PASS);
             sleep_unless(shutdown, wait);
             self.wait_for_kills(false);
         }
@@ -123,20 +167,36 @@ impl Daemon {
         }
     }
 
-    /// One pass: make today's schedule if needed, fire what is due. Returns when to wake.
-    pub fn step(&self) -> Result<Option<Timestamp>, EngineError> {
+    /// One pass: make today's schedule if needed, fire what is due. Returns when to wake,
+    /// and how long to back off when part of the pass failed.
+    pub fn step(&self) -> Result<Step, EngineError> {
         let now = self.engine.clock().now();
+        let mut backoff: Option<Duration> = None;
+        if now == Timestamp::MAX {
+            // A simulated clock saturates here: no later day exists to schedule or wait for.
+            let e = "the clock has reached the end of representable time (9999-12-31); nothing more can be scheduled: restart with another --clock-start";
+            backoff = Some(self.retries().clock.failed(&e));
+        }
         let policy = match self.engine.policy() {
-            Ok(p) => Some(p),
+            Ok(p) => {
+                self.retries().config.succeeded();
+                Some(p)
+            }
             Err(e) => {
-                tracing::warn!(error = %e, "cannot read the configuration; no new schedule until it is fixed");
+                let e = format!("{e} (no new schedule until it is fixed)");
+                backoff = Some(self.retries().config.failed(&e));
                 None
             }
         };
         if let Some(policy) = &policy {
             let today = policy.calendar.local_date(now);
-            if let Err(e) = self.ensure_schedule(policy, today, now) {
-                tracing::warn!(error = %e, %today, "cannot make today's schedule yet; will retry");
+            match self.ensure_schedule(policy, today, now) {
+                Ok(_) => self.retries().schedule.succeeded(),
+                Err(e) => {
+                    let e = format!("{today}: {e}");
+                    let wait = self.retries().schedule.failed(&e);
+                    backoff = Some(backoff.unwrap_or_default().max(wait));
+                }
             }
         }
         for entry in self.engine.store().due_entries(now)? {
@@ -149,18 +209,31 @@ impl Daemon {
             {
                 continue;
             }
-            let (engine, counters, inflight, policy) = (
+            let (engine, counters, inflight, policy, kills) = (
                 self.engine.clone(),
                 self.counters.clone(),
                 self.inflight.clone(),
                 policy.clone(),
+                self.kills.clone(),
             );
-            let worker = std::thread::Builder::new().name(format!("kill-{}", entry.id)).spawn(move || {
-                if let Err(e) = fire(&engine, policy.as_ref(), &entry, now, &counters) {
-                    tracing::error!(entry = entry.id, error = %e, "firing a planned kill failed; it stays pending and is retried");
-                }
-                inflight.lock().unwrap_or_else(|e| e.into_inner()).remove(&entry.id);
-            });
+            let worker = std::thread::Builder::new()
+                .name(format!("kill-{}", entry.id))
+                .spawn(move || {
+                    let result = fire(&engine, policy.as_ref(), &entry, now, &counters);
+                    let mut retry = kills.lock().unwrap_or_else(|e| e.into_inner());
+                    match result {
+                        Ok(()) => retry.succeeded(),
+                        Err(e) => {
+                            let e = format!("entry {} stays pending and is retried: {e}", entry.id);
+                            retry.failed(&e);
+                        }
+                    }
+                    drop(retry);
+                    inflight
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .remove(&entry.id);
+                });
             match worker {
                 Ok(h) => self
                     .workers
@@ -168,7 +241,13 @@ impl Daemon {
                     .unwrap_or_else(|e| e.into_inner())
                     .push(h),
                 Err(e) => {
-                    tracing::error!(error = %e, "cannot start a kill thread; retrying");
+                    let e = format!("cannot start a kill thread: {e}");
+                    let wait = self
+                        .kills
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .failed(&e);
+                    backoff = Some(backoff.unwrap_or_default().max(wait));
                     self.inflight
                         .lock()
                         .unwrap_or_else(|e| e.into_inner())
@@ -181,7 +260,17 @@ impl Daemon {
             let (_, midnight) = p.calendar.day_bounds(p.calendar.local_date(now));
             midnight
         });
-        Ok([next_pending, next_day].into_iter().flatten().min())
+        let kill_failures = {
+            let kills = self.kills.lock().unwrap_or_else(|e| e.into_inner());
+            (kills.failures() > 0).then(|| kills.delay())
+        };
+        if let Some(wait) = kill_failures {
+            backoff = Some(backoff.unwrap_or_default().max(wait));
+        }
+        Ok(Step {
+            next: [next_pending, next_day].into_iter().flatten().min(),
+            backoff,
+        })
     }
 
     /// The stored schedule for `date`, made (and stored) if there is none yet.

@@ -7,10 +7,11 @@
 //! 3. the outage check (an error counts as an outage),
 //! 4. the app is configured and enabled,
 //! 5. eligibility and exceptions over the inventory of this moment,
-//! 6. one eligible instance drawn at random,
-//! 7. in one atomic store step: `max_kills_per_day`, then the minimum time between kills,
-//!    then the termination is recorded,
-//! 8. the action (skipped for a dry run), and its outcome recorded.
+//! 6. in one atomic store step: `max_kills_per_day`, then one instance drawn at random among
+//!    the eligible ones whose group the minimum time between kills allows (a manual kill of an
+//!    app is refused only when no group of it may lose an instance), then the termination is
+//!    recorded,
+//! 7. the action (skipped for a dry run), and its outcome recorded.
 //!
 //! Every refusal is logged, recorded with its reason and returned; nothing is half-applied.
 
@@ -21,8 +22,8 @@ use jiff::Timestamp;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use simian_core::{
-    Check, Claim, ClaimResult, Clock, Event, Group, Instance, KillOutcome, Notifier, Origin,
-    OutageCheck, OutageStatus, Provider, Refusal, Store, StoreError, Termination, TerminationState,
+    Check, Claim, ClaimResult, Clock, Event, Instance, KillOutcome, Notifier, Origin, OutageCheck,
+    OutageStatus, Provider, Refusal, Store, StoreError, Termination, TerminationState,
 };
 
 use crate::{Policy, PolicySource, Target, eligibility};
@@ -262,24 +263,19 @@ impl Engine {
             return self.refuse(refusal(Check::Eligibility, reason, dry_run, None));
         }
 
-        // 6. The draw.
-        let index = match request.pick_seed {
-            Some(seed) => ChaCha8Rng::seed_from_u64(seed).random_range(0..candidates.len()),
-            None => self
-                .rng
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .random_range(0..candidates.len()),
+        // 6 and 7. The atomic test-and-set: the daily cap, then a draw among the candidates
+        // whose group the minimum time allows, recorded in the same transaction.
+        let draw = match request.pick_seed {
+            Some(seed) => ChaCha8Rng::seed_from_u64(seed).random(),
+            None => self.rng.lock().unwrap_or_else(|e| e.into_inner()).random(),
         };
-        let instance = candidates[index].clone();
-        let group = Group::of(&instance, app.grouping, app.regions_independent);
-
-        // 7. The atomic test-and-set: daily cap, min time, record.
         let calendar = &policy.calendar;
         let (day_start, day_end) = calendar.day_bounds(calendar.local_date(now));
         let claim = Claim {
-            instance: instance.clone(),
-            group,
+            candidates,
+            grouping: app.grouping,
+            regions_independent: app.regions_independent,
+            draw,
             provider: provider.name().to_string(),
             dry_run,
             origin: request.origin,
@@ -303,10 +299,24 @@ impl Engine {
             return Ok(Decision::Terminated(termination));
         }
 
-        // 8. The action.
+        // 7. The action.
+        let Some(instance) = claim
+            .candidates
+            .iter()
+            .find(|i| i.id == termination.instance_id)
+        else {
+            let detail =
+                "the store recorded an instance that was not a candidate; nothing was done"
+                    .to_string();
+            return Ok(Decision::Terminated(self.finish(
+                termination,
+                TerminationState::Failed,
+                detail,
+            )?));
+        };
         Ok(Decision::Terminated(self.act(
             provider.as_ref(),
-            &instance,
+            instance,
             termination,
         )?))
     }
@@ -351,6 +361,7 @@ impl Engine {
     ) -> Result<Termination, EngineError> {
         let (state, detail) = match provider.terminate(instance) {
             Ok(KillOutcome::Killed { detail }) => (TerminationState::Killed, detail),
+            Ok(KillOutcome::Simulated { detail }) => (TerminationState::Simulated, detail),
             Ok(KillOutcome::AlreadyGone) => {
                 (TerminationState::AlreadyGone, "already gone".to_string())
             }

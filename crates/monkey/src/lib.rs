@@ -25,10 +25,11 @@ pub mod daemon;
 pub mod eligibility;
 pub mod engine;
 pub mod policy;
+pub mod retry;
 pub mod schedule;
 
 pub use calendar::{Calendar, CalendarError};
-pub use daemon::{Daemon, DaemonStats};
+pub use daemon::{Daemon, DaemonStats, Step};
 pub use engine::{Decision, Engine, EngineError, KillRequest};
 pub use policy::{AppPolicy, Exception, Policy, PolicySource, Target};
 pub use schedule::{Fleet, plan};

@@ -88,7 +88,7 @@ fn the_min_time_floor_holds_over_half_a_year() {
     ));
     let daemon = Daemon::new(engine, std::time::Duration::ZERO);
     loop {
-        let next = daemon.step().unwrap();
+        let next = daemon.step().unwrap().next;
         daemon.wait_for_kills(true);
         match next {
             Some(t) if t < end => clock.set(t.max(clock.now())),

@@ -208,7 +208,7 @@ impl Provider for StaticProvider {
     }
 
     fn terminate(&self, _instance: &Instance) -> Result<KillOutcome, ProviderError> {
-        Ok(KillOutcome::Killed {
+        Ok(KillOutcome::Simulated {
             detail: "static inventory: recorded only, nothing real was touched".into(),
         })
     }

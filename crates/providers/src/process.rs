@@ -125,6 +125,14 @@ impl ProcessProvider {
             labels,
         };
         instance.normalize();
+        if let Some(field) = instance.field_with_control_character() {
+            tracing::warn!(
+                pid,
+                field = %field,
+                "skipping a process whose SIMIAN_* environment holds a control character; fix the value it was started with"
+            );
+            return None;
+        }
         Some(instance)
     }
 }

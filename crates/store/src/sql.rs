@@ -1,10 +1,12 @@
 //! The tracker's logic, written once in portable SQL over a [`Backend`].
 
+use std::collections::{HashMap, HashSet};
+
 use jiff::Timestamp;
 use jiff::civil::Date;
 use simian_core::{
-    Check, Claim, ClaimResult, EntryStatus, Group, HistoryFilter, NewSchedule, Origin, Refusal,
-    Schedule, ScheduleEntry, Store, StoreError, Termination, TerminationState,
+    Check, Claim, ClaimResult, Draws, EntryStatus, Group, HistoryFilter, Instance, NewSchedule,
+    Origin, Refusal, Schedule, ScheduleEntry, Store, StoreError, Termination, TerminationState,
 };
 
 use crate::backend::{Backend, Row, Tx, Value};
@@ -15,9 +17,11 @@ pub struct SqlStore<B> {
 }
 
 impl<B: Backend> SqlStore<B> {
-    /// Wraps `backend`, applying any migration it has not seen yet.
+    /// Wraps `backend`, applying any migration it has not seen yet, in one transaction.
+    /// A store whose schema is newer than this build's is refused, never used.
     pub fn new(backend: B) -> Result<SqlStore<B>, StoreError> {
         let migrations = backend.migrations();
+        let supported = migrations.iter().map(|(v, _)| *v).max().unwrap_or(0);
         backend.transaction(true, &mut |tx| {
             tx.execute(
                 "CREATE TABLE IF NOT EXISTS simian_migrations (version BIGINT PRIMARY KEY, applied_at_ms BIGINT NOT NULL)",
@@ -25,9 +29,12 @@ impl<B: Backend> SqlStore<B> {
             )?;
             let applied = tx.query("SELECT COALESCE(MAX(version), 0) FROM simian_migrations", &[])?;
             let current = applied.first().map(|r| r.int(0, "migration version")).transpose()?.unwrap_or(0);
+            if current > supported {
+                return Err(StoreError::NewerSchema { found: current, supported });
+            }
             for (version, sql) in migrations.iter().filter(|(v, _)| *v > current) {
                 tracing::info!(version, "applying store migration");
-                tx.execute(sql, &[])?;
+                tx.execute(sql, &[]).map_err(|e| migration_error(*version, sql, e))?;
                 tx.execute(
                     "INSERT INTO simian_migrations (version, applied_at_ms) VALUES ($1, $2)",
                     &[int(*version), int(Timestamp::now().as_millisecond())],
@@ -36,6 +43,27 @@ impl<B: Backend> SqlStore<B> {
             Ok(())
         })?;
         Ok(SqlStore { backend })
+    }
+}
+
+/// A failed migration, said without the migration's SQL (drivers quote the whole batch).
+fn migration_error(version: i64, sql: &str, e: StoreError) -> StoreError {
+    let message = match e {
+        StoreError::Query { message, .. } => message,
+        other => other.to_string(),
+    };
+    let message = message
+        .replace(sql, "the migration")
+        .replace(sql.trim(), "the migration");
+    let first_line = message
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_string();
+    StoreError::Migration {
+        version,
+        message: first_line,
     }
 }
 
@@ -236,6 +264,107 @@ fn newest_last<T>(mut rows: Vec<T>, reversed: bool) -> Vec<T> {
     rows
 }
 
+/// Why no candidate of a claim may die: the first one drawn, and its group's latest kill.
+struct Blocked<'a> {
+    instance: &'a Instance,
+    reason: String,
+}
+
+/// The borrowed identity of a candidate's group: (app, account, region, stack, cluster).
+type GroupKey<'a> = (
+    &'a str,
+    &'a str,
+    Option<&'a str>,
+    Option<&'a str>,
+    Option<&'a str>,
+);
+
+fn group_key<'a>(claim: &Claim<'_>, i: &'a Instance) -> GroupKey<'a> {
+    use simian_core::Grouping;
+    (
+        i.app.as_str(),
+        i.account.as_str(),
+        claim.regions_independent.then_some(i.region.as_str()),
+        (claim.grouping == Grouping::Stack).then_some(i.stack.as_str()),
+        (claim.grouping == Grouping::Cluster).then_some(i.cluster.as_str()),
+    )
+}
+
+/// Draws among the candidates whose group allows a kill now: draw one; when its group had a
+/// kill too recently, mark the group blocked and draw again. Allowed candidates are never
+/// dropped, so the result is uniform over them. Each group is queried at most once; draws that
+/// land in a blocked group are rejected, and the pool is compacted whenever blocked groups hold
+/// more than half of it, so a fleet of any size costs O(candidates) besides the queries.
+/// `Err` when every group is blocked, naming the first candidate drawn.
+fn draw_allowed<'a>(
+    tx: &mut dyn Tx,
+    claim: &Claim<'a>,
+    kinds: Value,
+) -> Result<Result<&'a Instance, Blocked<'a>>, StoreError> {
+    let mut sizes: HashMap<GroupKey<'a>, usize> = HashMap::new();
+    for i in &claim.candidates {
+        *sizes.entry(group_key(claim, i)).or_default() += 1;
+    }
+    let mut draws = Draws::new(claim.draw);
+    let mut left: Vec<&'a Instance> = claim.candidates.clone();
+    let mut blocked: HashSet<GroupKey<'a>> = HashSet::new();
+    let mut in_blocked = 0usize;
+    let mut first_blocked: Option<Blocked<'a>> = None;
+    while blocked.len() < sizes.len() {
+        if in_blocked * 2 > left.len() {
+            left.retain(|i| !blocked.contains(&group_key(claim, i)));
+            in_blocked = 0;
+        }
+        let picked = left[draws.index(left.len())];
+        let key = group_key(claim, picked);
+        if blocked.contains(&key) {
+            continue;
+        }
+        let group = claim.group_of(picked);
+        let recent = tx.query(
+            "SELECT instance_id, recorded_at_ms, dry_run FROM terminations \
+             WHERE app = $1 AND account = $2 AND (CAST($3 AS TEXT) IS NULL OR region = $3) \
+             AND (CAST($4 AS TEXT) IS NULL OR stack = $4) AND (CAST($5 AS TEXT) IS NULL OR cluster = $5) \
+             AND recorded_at_ms >= $6 AND (dry_run = false OR $7) \
+             ORDER BY recorded_at_ms DESC LIMIT 1",
+            &[text(&group.app), text(&group.account), opt_text(&group.region), opt_text(&group.stack), opt_text(&group.cluster), ms(claim.min_time_threshold), kinds.clone()],
+        )?;
+        let Some(row) = recent.first() else {
+            return Ok(Ok(picked));
+        };
+        if first_blocked.is_none() {
+            let last = timestamp(row.int(1, "recorded_at")?, "recorded_at")?;
+            let kind = if row.bool(2, "dry_run")? {
+                "a dry-run kill"
+            } else {
+                "a kill"
+            };
+            first_blocked = Some(Blocked {
+                instance: picked,
+                reason: format!(
+                    "{kind} of {} at {last} in group {group} is more recent than min_time_between_kills allows (no kill since {})",
+                    row.text(0, "instance_id")?,
+                    claim.min_time_threshold
+                ),
+            });
+        }
+        in_blocked += sizes.get(&key).copied().unwrap_or(0);
+        blocked.insert(key);
+    }
+    let mut refusal = first_blocked.ok_or(StoreError::Corrupt {
+        what: "claim",
+        value: "no candidate instance".into(),
+    })?;
+    if blocked.len() > 1 {
+        refusal.reason = format!(
+            "each of the {} groups with an eligible instance had a kill too recently; the first drawn: {}",
+            blocked.len(),
+            refusal.reason
+        );
+    }
+    Ok(Err(refusal))
+}
+
 impl<B: Backend> Store for SqlStore<B> {
     fn save_schedule(&self, schedule: &NewSchedule) -> Result<Schedule, StoreError> {
         self.backend.transaction(true, &mut |tx| {
@@ -297,8 +426,13 @@ impl<B: Backend> Store for SqlStore<B> {
         })
     }
 
-    fn claim(&self, claim: &Claim) -> Result<ClaimResult, StoreError> {
-        let i = &claim.instance;
+    fn claim(&self, claim: &Claim<'_>) -> Result<ClaimResult, StoreError> {
+        if claim.candidates.is_empty() {
+            return Err(StoreError::Corrupt {
+                what: "claim",
+                value: "no candidate instance".into(),
+            });
+        }
         self.backend.transaction(true, &mut |tx| {
             if let Some(id) = claim.schedule_entry {
                 let rows = tx.query("SELECT status FROM schedule_entries WHERE id = $1", &[int(id)])?;
@@ -310,7 +444,7 @@ impl<B: Backend> Store for SqlStore<B> {
                     return Ok(ClaimResult::AlreadyHandled);
                 }
             }
-            let refusal = |check: Check, reason: String| Refusal {
+            let refusal = |i: &Instance, check: Check, reason: String| Refusal {
                 id: 0,
                 at: claim.at,
                 app: i.app.clone(),
@@ -335,7 +469,10 @@ impl<B: Backend> Store for SqlStore<B> {
             )?;
             let count = today.first().map(|r| r.int(0, "count")).transpose()?.unwrap_or(0);
             if count >= i64::from(claim.max_kills_per_day) {
+                let mut draws = Draws::new(claim.draw);
+                let shown = claim.candidates[draws.index(claim.candidates.len())];
                 let mut r = refusal(
+                    shown,
                     Check::MaxKillsPerDay,
                     format!("max_kills_per_day ({}) reached: {count} kills recorded today", claim.max_kills_per_day),
                 );
@@ -343,29 +480,14 @@ impl<B: Backend> Store for SqlStore<B> {
                 return Ok(ClaimResult::Refused(r));
             }
 
-            let g = &claim.group;
-            let recent = tx.query(
-                "SELECT instance_id, recorded_at_ms, dry_run FROM terminations \
-                 WHERE app = $1 AND account = $2 AND (CAST($3 AS TEXT) IS NULL OR region = $3) \
-                 AND (CAST($4 AS TEXT) IS NULL OR stack = $4) AND (CAST($5 AS TEXT) IS NULL OR cluster = $5) \
-                 AND recorded_at_ms >= $6 AND (dry_run = false OR $7) \
-                 ORDER BY recorded_at_ms DESC LIMIT 1",
-                &[text(&g.app), text(&g.account), opt_text(&g.region), opt_text(&g.stack), opt_text(&g.cluster), ms(claim.min_time_threshold), kinds.clone()],
-            )?;
-            if let Some(row) = recent.first() {
-                let last = timestamp(row.int(1, "recorded_at")?, "recorded_at")?;
-                let kind = if row.bool(2, "dry_run")? { "a dry-run kill" } else { "a kill" };
-                let mut r = refusal(
-                    Check::MinTimeBetweenKills,
-                    format!(
-                        "{kind} of {} at {last} in group {g} is more recent than min_time_between_kills allows (no kill since {})",
-                        row.text(0, "instance_id")?,
-                        claim.min_time_threshold
-                    ),
-                );
-                r.id = refuse_in(tx, &r)?.unwrap_or(0);
-                return Ok(ClaimResult::Refused(r));
-            }
+            let i = match draw_allowed(tx, claim, kinds.clone())? {
+                Ok(i) => i,
+                Err(blocked) => {
+                    let mut r = refusal(blocked.instance, Check::MinTimeBetweenKills, blocked.reason);
+                    r.id = refuse_in(tx, &r)?.unwrap_or(0);
+                    return Ok(ClaimResult::Refused(r));
+                }
+            };
 
             if !take_entry(tx, claim.schedule_entry, EntryStatus::Fired)? {
                 return Ok(ClaimResult::AlreadyHandled);

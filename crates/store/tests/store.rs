@@ -4,6 +4,17 @@
 
 mod common;
 
+on_every_store!(
+    a_schedule_is_stored_once_and_reused,
+    min_time_blocks_the_group_and_dry_runs_never_block_real_kills,
+    the_daily_cap_counts_every_group,
+    a_schedule_entry_is_handled_exactly_once,
+    unfinished_terminations_survive_until_finished,
+    history_filters_by_time_and_app,
+    racing_claims_in_one_group_record_exactly_one_kill,
+    a_claim_draws_only_among_groups_that_may_lose_an_instance,
+);
+
 use std::sync::{Arc, Barrier};
 
 use jiff::civil::date;
@@ -25,10 +36,12 @@ fn instance(id: &str, cluster: &str) -> Instance {
         .build()
 }
 
-fn claim(i: &Instance, at: Timestamp, dry_run: bool) -> Claim {
+fn claim(i: &Instance, at: Timestamp, dry_run: bool) -> Claim<'_> {
     Claim {
-        instance: i.clone(),
-        group: Group::of(i, Grouping::Cluster, false),
+        candidates: vec![i],
+        grouping: Grouping::Cluster,
+        regions_independent: false,
+        draw: 7,
         provider: "inv".into(),
         dry_run,
         origin: Origin::Manual,
@@ -71,289 +84,325 @@ fn schedule(seed: u64, groups: &[&str]) -> NewSchedule {
     }
 }
 
-#[test]
-fn a_schedule_is_stored_once_and_reused() {
-    let dir = tempfile::tempdir().unwrap();
-    for (name, store, _) in common::stores(dir.path(), "schedule") {
-        assert!(
-            store.schedule(date(2026, 3, 2)).unwrap().is_none(),
-            "{name}"
-        );
-        let first = store
-            .save_schedule(&schedule(u64::MAX, &["web-a", "web-b"]))
-            .unwrap();
-        assert_eq!(first.seed, u64::MAX, "{name}: seeds keep all 64 bits");
-        assert_eq!(first.entries.len(), 2);
-        let second = store.save_schedule(&schedule(7, &["web-c"])).unwrap();
-        assert_eq!(second, first, "{name}: the first schedule of a day wins");
-        assert_eq!(
-            store.due_entries(t("2026-03-02T17:00:30Z")).unwrap().len(),
-            1,
-            "{name}"
-        );
-        assert_eq!(
-            store.next_pending().unwrap(),
-            Some(t("2026-03-02T17:00:00Z")),
-            "{name}"
-        );
-        assert_eq!(first.entries[0].group.cluster.as_deref(), Some("web-a"));
-        assert_eq!(first.entries[0].group.region, None);
-    }
+fn a_schedule_is_stored_once_and_reused(db: &common::Db) {
+    let name = db.name;
+    let store = db.store.clone();
+    assert!(
+        store.schedule(date(2026, 3, 2)).unwrap().is_none(),
+        "{name}"
+    );
+    let first = store
+        .save_schedule(&schedule(u64::MAX, &["web-a", "web-b"]))
+        .unwrap();
+    assert_eq!(first.seed, u64::MAX, "{name}: seeds keep all 64 bits");
+    assert_eq!(first.entries.len(), 2);
+    let second = store.save_schedule(&schedule(7, &["web-c"])).unwrap();
+    assert_eq!(second, first, "{name}: the first schedule of a day wins");
+    assert_eq!(
+        store.due_entries(t("2026-03-02T17:00:30Z")).unwrap().len(),
+        1,
+        "{name}"
+    );
+    assert_eq!(
+        store.next_pending().unwrap(),
+        Some(t("2026-03-02T17:00:00Z")),
+        "{name}"
+    );
+    assert_eq!(first.entries[0].group.cluster.as_deref(), Some("web-a"));
+    assert_eq!(first.entries[0].group.region, None);
 }
 
-#[test]
-fn min_time_blocks_the_group_and_dry_runs_never_block_real_kills() {
-    let dir = tempfile::tempdir().unwrap();
-    for (name, store, _) in common::stores(dir.path(), "mintime") {
-        let a1 = instance("a1", "web-a");
-        let a2 = instance("a2", "web-a");
-        let b1 = instance("b1", "web-b");
-        let at = t("2026-03-02T18:00:00Z");
+fn min_time_blocks_the_group_and_dry_runs_never_block_real_kills(db: &common::Db) {
+    let name = db.name;
+    let store = db.store.clone();
+    let a1 = instance("a1", "web-a");
+    let a2 = instance("a2", "web-a");
+    let b1 = instance("b1", "web-b");
+    let at = t("2026-03-02T18:00:00Z");
 
-        let dry = recorded(store.claim(&claim(&a1, at, true)).unwrap());
-        assert_eq!(dry.state, TerminationState::DryRun, "{name}");
-        assert!(dry.dry_run && dry.finished_at.is_some());
+    let dry = recorded(store.claim(&claim(&a1, at, true)).unwrap());
+    assert_eq!(dry.state, TerminationState::DryRun, "{name}");
+    assert!(dry.dry_run && dry.finished_at.is_some());
 
-        // A real kill is not blocked by the dry run ...
-        let real = recorded(store.claim(&claim(&a2, at, false)).unwrap());
-        assert_eq!(real.state, TerminationState::Recorded, "{name}");
-        // ... but blocks the next one in the group, real or dry.
-        let r = refused(
-            store
-                .claim(&claim(&a1, at + SignedDuration::from_mins(5), false))
-                .unwrap(),
-        );
-        assert_eq!(r.check, Check::MinTimeBetweenKills, "{name}");
-        assert!(r.reason.contains("a2"), "{name}: {}", r.reason);
-        let r = refused(store.claim(&claim(&a1, at, true)).unwrap());
-        assert_eq!(r.check, Check::MinTimeBetweenKills, "{name}");
-        // Another group is free.
-        recorded(store.claim(&claim(&b1, at, false)).unwrap());
-        // A kill before the threshold does not block.
-        let mut later = claim(&a1, at + SignedDuration::from_hours(48), false);
-        later.min_time_threshold = at + SignedDuration::from_secs(1);
-        recorded(store.claim(&later).unwrap());
+    // A real kill is not blocked by the dry run ...
+    let real = recorded(store.claim(&claim(&a2, at, false)).unwrap());
+    assert_eq!(real.state, TerminationState::Recorded, "{name}");
+    // ... but blocks the next one in the group, real or dry.
+    let r = refused(
+        store
+            .claim(&claim(&a1, at + SignedDuration::from_mins(5), false))
+            .unwrap(),
+    );
+    assert_eq!(r.check, Check::MinTimeBetweenKills, "{name}");
+    assert!(r.reason.contains("a2"), "{name}: {}", r.reason);
+    let r = refused(store.claim(&claim(&a1, at, true)).unwrap());
+    assert_eq!(r.check, Check::MinTimeBetweenKills, "{name}");
+    // Another group is free.
+    recorded(store.claim(&claim(&b1, at, false)).unwrap());
+    // A kill before the threshold does not block.
+    let mut later = claim(&a1, at + SignedDuration::from_hours(48), false);
+    later.min_time_threshold = at + SignedDuration::from_secs(1);
+    recorded(store.claim(&later).unwrap());
 
-        let refusals = store.refusals(&HistoryFilter::default()).unwrap();
-        assert_eq!(refusals.len(), 2, "{name}: both refusals are on record");
-        assert_eq!(
-            store.terminations(&HistoryFilter::default()).unwrap().len(),
-            4,
-            "{name}"
-        );
-    }
+    let refusals = store.refusals(&HistoryFilter::default()).unwrap();
+    assert_eq!(refusals.len(), 2, "{name}: both refusals are on record");
+    assert_eq!(
+        store.terminations(&HistoryFilter::default()).unwrap().len(),
+        4,
+        "{name}"
+    );
 }
 
-#[test]
-fn the_daily_cap_counts_every_group() {
-    let dir = tempfile::tempdir().unwrap();
-    for (name, store, _) in common::stores(dir.path(), "cap") {
-        let at = t("2026-03-02T18:00:00Z");
-        for n in 0..3 {
-            let mut c = claim(&instance(&format!("i{n}"), &format!("web-{n}")), at, false);
-            c.max_kills_per_day = 3;
-            recorded(store.claim(&c).unwrap());
-        }
-        let mut c = claim(&instance("i9", "web-9"), at, false);
+fn the_daily_cap_counts_every_group(db: &common::Db) {
+    let name = db.name;
+    let store = db.store.clone();
+    let at = t("2026-03-02T18:00:00Z");
+    for n in 0..3 {
+        let i = instance(&format!("i{n}"), &format!("web-{n}"));
+        let mut c = claim(&i, at, false);
         c.max_kills_per_day = 3;
-        let r = refused(store.claim(&c).unwrap());
-        assert_eq!(r.check, Check::MaxKillsPerDay, "{name}");
-        // Tomorrow is a new day.
-        c.day_start = c.day_end;
-        c.day_end += SignedDuration::from_hours(24);
-        c.at = c.day_start + SignedDuration::from_hours(10);
         recorded(store.claim(&c).unwrap());
     }
+    let i9 = instance("i9", "web-9");
+    let mut c = claim(&i9, at, false);
+    c.max_kills_per_day = 3;
+    let r = refused(store.claim(&c).unwrap());
+    assert_eq!(r.check, Check::MaxKillsPerDay, "{name}");
+    // Tomorrow is a new day.
+    c.day_start = c.day_end;
+    c.day_end += SignedDuration::from_hours(24);
+    c.at = c.day_start + SignedDuration::from_hours(10);
+    recorded(store.claim(&c).unwrap());
 }
 
-#[test]
-fn a_schedule_entry_is_handled_exactly_once() {
-    let dir = tempfile::tempdir().unwrap();
-    for (name, store, _) in common::stores(dir.path(), "entry") {
-        let s = store
-            .save_schedule(&schedule(1, &["web-a", "web-b", "web-c"]))
-            .unwrap();
-        let at = t("2026-03-02T18:00:00Z");
-        let mut c = claim(&instance("a1", "web-a"), at, false);
-        c.schedule_entry = Some(s.entries[0].id);
-        let term = recorded(store.claim(&c).unwrap());
-        assert_eq!(term.schedule_entry, Some(s.entries[0].id));
-        assert_eq!(
-            store.claim(&c).unwrap(),
-            ClaimResult::AlreadyHandled,
-            "{name}"
-        );
+fn a_schedule_entry_is_handled_exactly_once(db: &common::Db) {
+    let name = db.name;
+    let store = db.store.clone();
+    let s = store
+        .save_schedule(&schedule(1, &["web-a", "web-b", "web-c"]))
+        .unwrap();
+    let at = t("2026-03-02T18:00:00Z");
+    let a1 = instance("a1", "web-a");
+    let mut c = claim(&a1, at, false);
+    c.schedule_entry = Some(s.entries[0].id);
+    let term = recorded(store.claim(&c).unwrap());
+    assert_eq!(term.schedule_entry, Some(s.entries[0].id));
+    assert_eq!(
+        store.claim(&c).unwrap(),
+        ClaimResult::AlreadyHandled,
+        "{name}"
+    );
 
-        let refusal = Refusal {
-            id: 0,
-            at,
-            app: "web".into(),
-            account: "prod".into(),
-            region: String::new(),
-            stack: String::new(),
-            cluster: "web-b".into(),
-            instance_id: None,
-            check: Check::Missed,
-            reason: "window closed".into(),
-            dry_run: false,
-            schedule_entry: Some(s.entries[1].id),
-            origin: Origin::Schedule,
-        };
-        assert!(store.refuse(&refusal).unwrap(), "{name}");
-        assert!(
-            !store.refuse(&refusal).unwrap(),
-            "{name}: a handled entry is not refused twice"
-        );
-        let mut c = claim(&instance("b1", "web-b"), at, false);
-        c.schedule_entry = Some(s.entries[1].id);
-        assert_eq!(
-            store.claim(&c).unwrap(),
-            ClaimResult::AlreadyHandled,
-            "{name}"
-        );
+    let refusal = Refusal {
+        id: 0,
+        at,
+        app: "web".into(),
+        account: "prod".into(),
+        region: String::new(),
+        stack: String::new(),
+        cluster: "web-b".into(),
+        instance_id: None,
+        check: Check::Missed,
+        reason: "window closed".into(),
+        dry_run: false,
+        schedule_entry: Some(s.entries[1].id),
+        origin: Origin::Schedule,
+    };
+    assert!(store.refuse(&refusal).unwrap(), "{name}");
+    assert!(
+        !store.refuse(&refusal).unwrap(),
+        "{name}: a handled entry is not refused twice"
+    );
+    let b1 = instance("b1", "web-b");
+    let mut c = claim(&b1, at, false);
+    c.schedule_entry = Some(s.entries[1].id);
+    assert_eq!(
+        store.claim(&c).unwrap(),
+        ClaimResult::AlreadyHandled,
+        "{name}"
+    );
 
-        let stored = store.schedule(date(2026, 3, 2)).unwrap().unwrap();
-        let statuses: Vec<EntryStatus> = stored.entries.iter().map(|e| e.status).collect();
-        assert_eq!(
-            statuses,
-            vec![
-                EntryStatus::Fired,
-                EntryStatus::Missed,
-                EntryStatus::Pending
-            ],
-            "{name}"
-        );
-    }
+    let stored = store.schedule(date(2026, 3, 2)).unwrap().unwrap();
+    let statuses: Vec<EntryStatus> = stored.entries.iter().map(|e| e.status).collect();
+    assert_eq!(
+        statuses,
+        vec![
+            EntryStatus::Fired,
+            EntryStatus::Missed,
+            EntryStatus::Pending
+        ],
+        "{name}"
+    );
 }
 
-#[test]
-fn unfinished_terminations_survive_until_finished() {
-    let dir = tempfile::tempdir().unwrap();
-    for (name, store, url) in common::stores(dir.path(), "unfinished") {
-        let term = recorded(
-            store
-                .claim(&claim(
-                    &instance("a1", "web-a"),
-                    t("2026-03-02T18:00:00Z"),
-                    false,
-                ))
-                .unwrap(),
-        );
-        drop(store);
-        // A new connection (a restarted daemon) sees it.
-        let store = simian_store::open(&url, dir.path()).unwrap();
-        let unfinished = store.unfinished().unwrap();
-        assert_eq!(
-            unfinished.iter().map(|t| t.id).collect::<Vec<_>>(),
-            vec![term.id],
-            "{name}"
-        );
+fn unfinished_terminations_survive_until_finished(db: &common::Db) {
+    let dir = &db.dir;
+    let name = db.name;
+    let store = db.store.clone();
+    let url = db.url.clone();
+    let term = recorded(
         store
-            .finish(
-                term.id,
-                TerminationState::Killed,
-                "SIGTERM",
-                t("2026-03-02T18:00:01Z"),
-            )
-            .unwrap();
-        assert!(store.unfinished().unwrap().is_empty());
-        // Finishing is once only.
-        store
-            .finish(
-                term.id,
-                TerminationState::Failed,
-                "again",
-                t("2026-03-02T18:00:02Z"),
-            )
-            .unwrap();
-        let history = store.terminations(&HistoryFilter::default()).unwrap();
-        assert_eq!(history[0].state, TerminationState::Killed, "{name}");
-        assert_eq!(history[0].detail, "SIGTERM");
-    }
+            .claim(&claim(
+                &instance("a1", "web-a"),
+                t("2026-03-02T18:00:00Z"),
+                false,
+            ))
+            .unwrap(),
+    );
+    drop(store);
+    // A new connection (a restarted daemon) sees it.
+    let store = simian_store::open(&url, dir.path()).unwrap();
+    let unfinished = store.unfinished().unwrap();
+    assert_eq!(
+        unfinished.iter().map(|t| t.id).collect::<Vec<_>>(),
+        vec![term.id],
+        "{name}"
+    );
+    store
+        .finish(
+            term.id,
+            TerminationState::Killed,
+            "SIGTERM",
+            t("2026-03-02T18:00:01Z"),
+        )
+        .unwrap();
+    assert!(store.unfinished().unwrap().is_empty());
+    // Finishing is once only.
+    store
+        .finish(
+            term.id,
+            TerminationState::Failed,
+            "again",
+            t("2026-03-02T18:00:02Z"),
+        )
+        .unwrap();
+    let history = store.terminations(&HistoryFilter::default()).unwrap();
+    assert_eq!(history[0].state, TerminationState::Killed, "{name}");
+    assert_eq!(history[0].detail, "SIGTERM");
 }
 
-#[test]
-fn history_filters_by_time_and_app() {
-    let dir = tempfile::tempdir().unwrap();
-    for (name, store, _) in common::stores(dir.path(), "history") {
-        let mut other = instance("o1", "api-a");
-        other.app = "api".into();
-        for (n, i) in [instance("a1", "web-a"), other, instance("b1", "web-b")]
-            .iter()
-            .enumerate()
-        {
-            let at = t("2026-03-02T18:00:00Z") + SignedDuration::from_mins(n as i64);
-            recorded(store.claim(&claim(i, at, true)).unwrap());
-        }
-        let all = store.terminations(&HistoryFilter::default()).unwrap();
-        assert_eq!(
-            all.iter()
-                .map(|t| t.instance_id.as_str())
-                .collect::<Vec<_>>(),
-            ["a1", "o1", "b1"],
-            "{name}: oldest first"
-        );
-        let web = HistoryFilter {
-            app: Some("web".into()),
-            ..HistoryFilter::default()
-        };
-        assert_eq!(store.terminations(&web).unwrap().len(), 2);
-        let since = HistoryFilter {
-            since: Some(t("2026-03-02T18:01:00Z")),
-            ..HistoryFilter::default()
-        };
-        assert_eq!(store.terminations(&since).unwrap().len(), 2);
-        let last = HistoryFilter {
-            limit: Some(1),
-            ..HistoryFilter::default()
-        };
-        assert_eq!(
-            store.terminations(&last).unwrap()[0].instance_id,
-            "b1",
-            "{name}: the limit keeps the newest"
-        );
+fn history_filters_by_time_and_app(db: &common::Db) {
+    let name = db.name;
+    let store = db.store.clone();
+    let mut other = instance("o1", "api-a");
+    other.app = "api".into();
+    for (n, i) in [instance("a1", "web-a"), other, instance("b1", "web-b")]
+        .iter()
+        .enumerate()
+    {
+        let at = t("2026-03-02T18:00:00Z") + SignedDuration::from_mins(n as i64);
+        recorded(store.claim(&claim(i, at, true)).unwrap());
     }
+    let all = store.terminations(&HistoryFilter::default()).unwrap();
+    assert_eq!(
+        all.iter()
+            .map(|t| t.instance_id.as_str())
+            .collect::<Vec<_>>(),
+        ["a1", "o1", "b1"],
+        "{name}: oldest first"
+    );
+    let web = HistoryFilter {
+        app: Some("web".into()),
+        ..HistoryFilter::default()
+    };
+    assert_eq!(store.terminations(&web).unwrap().len(), 2);
+    let since = HistoryFilter {
+        since: Some(t("2026-03-02T18:01:00Z")),
+        ..HistoryFilter::default()
+    };
+    assert_eq!(store.terminations(&since).unwrap().len(), 2);
+    let last = HistoryFilter {
+        limit: Some(1),
+        ..HistoryFilter::default()
+    };
+    assert_eq!(
+        store.terminations(&last).unwrap()[0].instance_id,
+        "b1",
+        "{name}: the limit keeps the newest"
+    );
 }
 
 /// Eight connections race to kill in the same group at the same instant: exactly one wins,
 /// the others are refused by the minimum time, on both databases, round after round.
-#[test]
-fn racing_claims_in_one_group_record_exactly_one_kill() {
-    let dir = tempfile::tempdir().unwrap();
-    for (name, _, url) in common::stores(dir.path(), "race") {
-        for round in 0..5 {
-            let racers = 8;
-            let barrier = Arc::new(Barrier::new(racers));
-            let handles: Vec<_> = (0..racers)
-                .map(|n| {
-                    let url = url.clone();
-                    let barrier = barrier.clone();
-                    let dir = dir.path().to_path_buf();
-                    std::thread::spawn(move || {
-                        let store: Arc<dyn Store> = simian_store::open(&url, &dir).unwrap();
-                        let i = instance(&format!("r{round}-{n}"), &format!("web-round{round}"));
-                        barrier.wait();
-                        store
-                            .claim(&claim(&i, t("2026-03-02T18:00:00Z"), false))
-                            .unwrap()
-                    })
+fn racing_claims_in_one_group_record_exactly_one_kill(db: &common::Db) {
+    let dir = &db.dir;
+    let name = db.name;
+    let url = db.url.clone();
+    for round in 0..5 {
+        let racers = 8;
+        let barrier = Arc::new(Barrier::new(racers));
+        let handles: Vec<_> = (0..racers)
+            .map(|n| {
+                let url = url.clone();
+                let barrier = barrier.clone();
+                let dir = dir.path().to_path_buf();
+                std::thread::spawn(move || {
+                    let store: Arc<dyn Store> = simian_store::open(&url, &dir).unwrap();
+                    let i = instance(&format!("r{round}-{n}"), &format!("web-round{round}"));
+                    barrier.wait();
+                    store
+                        .claim(&claim(&i, t("2026-03-02T18:00:00Z"), false))
+                        .unwrap()
                 })
-                .collect();
-            let results: Vec<ClaimResult> =
-                handles.into_iter().map(|h| h.join().unwrap()).collect();
-            let wins = results
-                .iter()
-                .filter(|r| matches!(r, ClaimResult::Recorded(_)))
-                .count();
-            let refusals = results
-                .iter()
-                .filter(|r| matches!(r, ClaimResult::Refused(r) if r.check == Check::MinTimeBetweenKills))
-                .count();
-            assert_eq!(
-                (wins, refusals),
-                (1, racers - 1),
-                "{name} round {round}: {results:?}"
-            );
-        }
+            })
+            .collect();
+        let results: Vec<ClaimResult> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+        let wins = results
+            .iter()
+            .filter(|r| matches!(r, ClaimResult::Recorded(_)))
+            .count();
+        let refusals = results
+            .iter()
+            .filter(
+                |r| matches!(r, ClaimResult::Refused(r) if r.check == Check::MinTimeBetweenKills),
+            )
+            .count();
+        assert_eq!(
+            (wins, refusals),
+            (1, racers - 1),
+            "{name} round {round}: {results:?}"
+        );
+    }
+}
+
+/// A manual kill names every eligible instance of the app: the store draws among the groups
+/// the minimum time still allows, and refuses only when none is left, whatever the draw.
+fn a_claim_draws_only_among_groups_that_may_lose_an_instance(db: &common::Db) {
+    let (name, store) = (db.name, db.store.clone());
+    let at = t("2026-03-02T18:00:00Z");
+    let fleet: Vec<Instance> = ["a", "b", "c"]
+        .iter()
+        .flat_map(|g| (0..4).map(move |n| instance(&format!("{g}{n}"), &format!("web-{g}"))))
+        .collect();
+    // Group a had a kill an hour ago.
+    recorded(
+        store
+            .claim(&claim(&fleet[0], at - SignedDuration::from_hours(1), false))
+            .unwrap(),
+    );
+    let every: Vec<&Instance> = fleet.iter().collect();
+    let mut killed_groups = Vec::new();
+    for draw in [0, u64::MAX] {
+        let mut c = claim(&fleet[0], at, false);
+        c.candidates = every.clone();
+        c.draw = draw;
+        let kill = recorded(store.claim(&c).unwrap());
+        assert!(!kill.cluster.ends_with("-a"), "{name}: {kill:?}");
+        killed_groups.push(kill.cluster);
+    }
+    killed_groups.sort();
+    assert_eq!(killed_groups, ["web-b", "web-c"], "{name}");
+    // Now every group is blocked: refused, whatever the draw, and the reason says so.
+    for draw in [1, 2, 3] {
+        let mut c = claim(&fleet[0], at, false);
+        c.candidates = every.clone();
+        c.draw = draw;
+        let r = refused(store.claim(&c).unwrap());
+        assert_eq!(r.check, Check::MinTimeBetweenKills, "{name}");
+        assert!(
+            r.reason.contains("each of the 3 groups"),
+            "{name}: {}",
+            r.reason
+        );
     }
 }

@@ -1,26 +1,25 @@
 //! Test support shared by Simian's crates (a dev-dependency only).
 //!
-//! PostgreSQL tests run against the server `.ci/run` starts and names in
-//! `SIMIAN_TEST_POSTGRES_URL`; each test takes a brand-new database there, so tests never see
-//! each other's rows. Without the variable they are skipped locally, and fail under `CI`.
+//! Tests that need a service Simian does not start itself (PostgreSQL, a Python package) are
+//! marked `#[ignore = "needs ..."]`, so that a plain `cargo test` shows them as ignored, never
+//! as passed. `scripts/test.sh` (the README's test command, and what `.ci/run` runs) installs
+//! and starts what they need and runs them with `--include-ignored`; a test run that way
+//! without its service fails, saying what is missing, because it was asked for explicitly.
+//!
+//! PostgreSQL tests connect to the server named by `SIMIAN_TEST_POSTGRES_URL`; each takes a
+//! brand-new database there, so tests never see each other's rows.
 
-/// Where PostgreSQL tests connect; `None` skips them (CI sets it, and fails without it).
+/// The test PostgreSQL server's URL.
 ///
 /// # Panics
-/// Under `CI` when the variable is missing: CI must never skip these tests silently.
-pub fn postgres_url() -> Option<String> {
+/// When `SIMIAN_TEST_POSTGRES_URL` is not set: the test was run on purpose
+/// (`--include-ignored`), and must not pass without touching PostgreSQL.
+pub fn postgres_url() -> String {
     match std::env::var("SIMIAN_TEST_POSTGRES_URL") {
-        Ok(url) if !url.is_empty() => Some(url),
-        _ => {
-            assert!(
-                std::env::var("CI").is_err(),
-                "CI must run the PostgreSQL tests: set SIMIAN_TEST_POSTGRES_URL (.ci/run does)"
-            );
-            eprintln!(
-                "skipping PostgreSQL: SIMIAN_TEST_POSTGRES_URL is not set (bash .ci/run sets it)"
-            );
-            None
-        }
+        Ok(url) if !url.is_empty() => url,
+        _ => panic!(
+            "this test needs PostgreSQL: set SIMIAN_TEST_POSTGRES_URL to a server's URL, or run scripts/test.sh, which starts one"
+        ),
     }
 }
 
@@ -30,7 +29,12 @@ pub fn postgres_url() -> Option<String> {
 /// When the server cannot be reached or the database cannot be created.
 pub fn fresh_postgres_database(url: &str, tag: &str) -> String {
     let name = format!(
-        "simian_{tag}_{}_{}",
+        "simian_{}_{}_{}",
+        tag.to_ascii_lowercase()
+            .chars()
+            .filter(|c| c.is_ascii_alphanumeric() || *c == '_')
+            .take(40)
+            .collect::<String>(),
         std::process::id(),
         jiff::Timestamp::now().as_nanosecond() % 1_000_000_000
     );
@@ -43,7 +47,25 @@ pub fn fresh_postgres_database(url: &str, tag: &str) -> String {
     format!("{base}/{name}")
 }
 
-/// [`postgres_url`] then [`fresh_postgres_database`]: a new database, or `None` to skip.
-pub fn fresh_postgres(tag: &str) -> Option<String> {
-    postgres_url().map(|url| fresh_postgres_database(&url, tag))
+/// [`postgres_url`] then [`fresh_postgres_database`]: a new database.
+pub fn fresh_postgres(tag: &str) -> String {
+    fresh_postgres_database(&postgres_url(), tag)
+}
+
+/// Fails with `install` as the fix unless `python3` can import every module in `modules`.
+///
+/// # Panics
+/// When a module is missing.
+pub fn require_python_modules(modules: &[&str], install: &str) {
+    let probe = std::process::Command::new("python3")
+        .args(["-c", &format!("import {}", modules.join(", "))])
+        .output();
+    match probe {
+        Ok(out) if out.status.success() => {}
+        Ok(out) => panic!(
+            "this test needs the Python modules {modules:?}: {install} (or run scripts/test.sh)\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        ),
+        Err(e) => panic!("this test needs python3: {e}"),
+    }
 }

@@ -1,16 +1,36 @@
 //! `simian config check`: validate everything the config names and print the resolved values.
 
-use crate::args::Global;
+use simian_store::Reachable;
+
+use crate::args::{CheckArgs, Global};
 use crate::config::ProviderSettings;
 use crate::output::table;
 use crate::wire;
 
-pub fn run(g: &Global) -> anyhow::Result<u8> {
+pub fn run(g: &Global, a: CheckArgs) -> anyhow::Result<u8> {
     let settings = super::settings(g)?;
     // Building the providers validates inventory files too.
     wire::providers(&settings)?;
+    let store = if a.offline {
+        "not checked (--offline)"
+    } else {
+        match simian_store::check(&settings.store_url, &settings.base_dir)
+            .map_err(|e| wire::store_error(&settings, e))?
+        {
+            Reachable::Ready => "reachable, schema up to date",
+            Reachable::WillBeCreated => "a new SQLite file, created on first use",
+        }
+    };
+    if settings.policy.apps.is_empty() {
+        eprintln!(
+            "warning: {} configures no [[apps]]: nothing will ever be scheduled or killed (docs/config.md shows one)",
+            settings.path.display()
+        );
+    }
     if g.json {
-        super::print_json(&settings.to_json())?;
+        let mut json = settings.to_json();
+        json["store"]["status"] = store.into();
+        super::print_json(&json)?;
         return Ok(super::OK);
     }
     let p = &settings.policy;
@@ -20,8 +40,8 @@ pub fn run(g: &Global) -> anyhow::Result<u8> {
         .iter()
         .map(|d| format!("{d:?}")[..3].to_ascii_lowercase())
         .collect();
-    println!("config    {} (valid)", settings.path.display());
-    println!(
+    outln!("config    {} (valid)", settings.path.display())?;
+    outln!(
         "monkey    {}, {}",
         if p.enabled {
             "enabled"
@@ -33,23 +53,26 @@ pub fn run(g: &Global) -> anyhow::Result<u8> {
         } else {
             "REAL KILLS (dry_run = false)"
         }
-    );
-    println!(
+    )?;
+    outln!(
         "calendar  {} {:02}:00-{:02}:00 on {}; {} holiday(s)",
         c.time_zone().iana_name().unwrap_or("UTC"),
         c.start_hour(),
         c.end_hour(),
         days.join(" "),
         c.holidays().len()
-    );
-    println!(
+    )?;
+    outln!(
         "limits    max_kills_per_day = {}; seed = {}",
         p.max_kills_per_day,
         p.seed
             .map_or("random each day".to_string(), |s| s.to_string())
-    );
-    println!("store     {}", simian_store::redact(&settings.store_url));
-    println!(
+    )?;
+    outln!(
+        "store     {} ({store})",
+        simian_store::redact(&settings.store_url)
+    )?;
+    outln!(
         "outage    {}",
         settings
             .outage
@@ -57,8 +80,8 @@ pub fn run(g: &Global) -> anyhow::Result<u8> {
             .map_or("none (always clear)".to_string(), |o| {
                 serde_json::to_string(o).unwrap_or_default()
             })
-    );
-    println!();
+    )?;
+    outln!()?;
     let providers: Vec<Vec<String>> = settings
         .providers
         .iter()
@@ -81,8 +104,8 @@ pub fn run(g: &Global) -> anyhow::Result<u8> {
             }
         })
         .collect();
-    print!("{}", table(&["PROVIDER", "KIND", "SETTINGS"], &providers));
-    println!();
+    out!("{}", table(&["PROVIDER", "KIND", "SETTINGS"], &providers))?;
+    outln!()?;
     let apps: Vec<Vec<String>> = p
         .apps
         .iter()
@@ -104,7 +127,7 @@ pub fn run(g: &Global) -> anyhow::Result<u8> {
             ]
         })
         .collect();
-    print!(
+    out!(
         "{}",
         table(
             &[
@@ -120,6 +143,6 @@ pub fn run(g: &Global) -> anyhow::Result<u8> {
             ],
             &apps
         )
-    );
+    )?;
     Ok(super::OK)
 }

@@ -52,13 +52,13 @@ pub fn run(g: &Global, a: TargetArgs) -> anyhow::Result<u8> {
                 ]
             })
             .collect();
-        print!(
+        out!(
             "{}",
             table(
                 &["ID", "APP", "ACCOUNT", "REGION", "ZONE", "CLUSTER"],
                 &rows
             )
-        );
+        )?;
         if !app.enabled {
             eprintln!(
                 "note: app {} is disabled (enabled = false): terminate will refuse",

@@ -60,7 +60,7 @@ pub fn run(g: &Global, a: HistoryArgs) -> anyhow::Result<u8> {
             ]
         })
         .collect();
-    print!(
+    out!(
         "{}",
         table(
             &[
@@ -69,9 +69,9 @@ pub fn run(g: &Global, a: HistoryArgs) -> anyhow::Result<u8> {
             ],
             &rows
         )
-    );
+    )?;
     if a.refusals {
-        println!();
+        outln!()?;
         let rows: Vec<Vec<String>> = refusals
             .iter()
             .map(|r| {
@@ -86,7 +86,7 @@ pub fn run(g: &Global, a: HistoryArgs) -> anyhow::Result<u8> {
                 ]
             })
             .collect();
-        print!(
+        out!(
             "{}",
             table(
                 &[
@@ -94,7 +94,7 @@ pub fn run(g: &Global, a: HistoryArgs) -> anyhow::Result<u8> {
                 ],
                 &rows
             )
-        );
+        )?;
     }
     Ok(super::OK)
 }

@@ -28,7 +28,7 @@ pub const REFUSED: u8 = 3;
 pub fn run(cli: Cli) -> anyhow::Result<u8> {
     let g = &cli.global;
     match cli.command {
-        Command::Config(ConfigCommand::Check) => config_check::run(g),
+        Command::Config(ConfigCommand::Check(a)) => config_check::run(g, a),
         Command::Schedule(a) => schedule::run(g, a),
         Command::Eligible(a) => eligible::run(g, a),
         Command::Terminate(a) => terminate::run(g, a),
@@ -66,6 +66,6 @@ pub fn settings(g: &Global) -> Result<Settings, ConfigError> {
 
 /// Prints `value` as pretty JSON.
 pub fn print_json(value: &impl serde::Serialize) -> anyhow::Result<()> {
-    println!("{}", serde_json::to_string_pretty(value)?);
+    outln!("{}", serde_json::to_string_pretty(value)?)?;
     Ok(())
 }

@@ -5,39 +5,43 @@ use std::sync::atomic::AtomicBool;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
+use simian_core::clock::short_number;
 use simian_core::{Clock, ScaledClock, SystemClock};
 use simian_monkey::Daemon;
 
 use crate::args::{Global, MonkeyArgs};
 use crate::wire;
 
-pub fn run(g: &Global, a: MonkeyArgs) -> anyhow::Result<u8> {
-    let settings = super::settings(g)?;
-    if !a.clock_speed.is_finite() || a.clock_speed <= 0.0 {
-        return Err(super::UsageError(format!(
-            "--clock-speed {} must be a positive number",
-            a.clock_speed
-        ))
-        .into());
-    }
-    let clock: Arc<dyn Clock> = match a.clock_start {
-        None => Arc::new(SystemClock),
-        Some(start) => {
-            let anchor = match a.clock_anchor {
-                Some(secs) if secs.is_finite() && secs >= 0.0 => {
-                    UNIX_EPOCH + Duration::from_secs_f64(secs)
-                }
-                Some(secs) => {
-                    return Err(super::UsageError(format!(
-                        "--clock-anchor {secs} is not a Unix time"
-                    ))
-                    .into());
-                }
-                None => SystemTime::now(),
-            };
-            Arc::new(ScaledClock::new(start, anchor, a.clock_speed))
-        }
+/// The clock the flags ask for: the wall clock, or a simulated one. Out-of-range values are
+/// usage errors (exit 2), never a panic.
+fn clock(a: &MonkeyArgs) -> Result<Arc<dyn Clock>, super::UsageError> {
+    let Some(start) = a.clock_start else {
+        return Ok(Arc::new(SystemClock));
     };
+    let anchor = match a.clock_anchor {
+        None => SystemTime::now(),
+        Some(secs) => Duration::try_from_secs_f64(secs)
+            .ok()
+            .and_then(|d| UNIX_EPOCH.checked_add(d))
+            .filter(|_| secs <= MAX_ANCHOR)
+            .ok_or_else(|| {
+                super::UsageError(format!(
+                    "--clock-anchor {} is not a Unix time: give seconds since 1970 from 0 to {MAX_ANCHOR} (year 9999)",
+                    short_number(secs)
+                ))
+            })?,
+    };
+    let clock = ScaledClock::new(start, anchor, a.clock_speed)
+        .map_err(|e| super::UsageError(format!("--clock-speed: {e}")))?;
+    Ok(Arc::new(clock))
+}
+
+/// The last Unix second of year 9999, the end of the time Simian represents.
+const MAX_ANCHOR: f64 = 253_402_300_799.0;
+
+pub fn run(g: &Global, a: MonkeyArgs) -> anyhow::Result<u8> {
+    let clock = clock(&a)?;
+    let settings = super::settings(g)?;
     let engine = wire::engine(&settings, clock.clone())?;
     let shutdown = Arc::new(AtomicBool::new(false));
     for signal in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {

@@ -192,13 +192,13 @@ pub fn toxiproxy_server_main(args: &[String]) -> anyhow::Result<u8> {
                 o.api.runtime_metrics = inline.as_deref().is_none_or(|v| v == "true")
             }
             "version" => {
-                println!("toxiproxy-server version {}", toxiproxy::wire::VERSION);
+                outln!("toxiproxy-server version {}", toxiproxy::wire::VERSION)?;
                 return Ok(super::OK);
             }
             "h" | "help" => {
-                println!(
+                outln!(
                     "Usage of toxiproxy-server:\n  -config string\n  -host string (default \"localhost\")\n  -port string (default \"8474\")\n  -proxy-metrics\n  -runtime-metrics\n  -seed int\n  -version"
-                );
+                )?;
                 return Ok(super::OK);
             }
             other => {
@@ -315,14 +315,14 @@ impl Client {
                             .collect()
                     })
                     .unwrap_or_default();
-                print!(
+                out!(
                     "{}",
                     table(&["NAME", "LISTEN", "UPSTREAM", "ENABLED", "TOXICS"], &rows)
-                );
+                )?;
                 if rows.is_empty() && std::io::stdout().is_terminal() {
-                    println!(
+                    outln!(
                         "no proxies: create one with `simian proxy create NAME --listen HOST:PORT --upstream HOST:PORT`"
-                    );
+                    )?;
                 }
             }
             ProxyCommand::Inspect { proxy } => {
@@ -334,7 +334,7 @@ impl Client {
                     super::print_json(&p)?;
                     return Ok(super::OK);
                 }
-                println!(
+                outln!(
                     "{}  {} -> {}  ({})",
                     p["name"].as_str().unwrap_or_default(),
                     p["listen"].as_str().unwrap_or_default(),
@@ -344,7 +344,7 @@ impl Client {
                     } else {
                         "disabled"
                     }
-                );
+                )?;
                 let rows: Vec<Vec<String>> = p["toxics"]
                     .as_array()
                     .map(|ts| {
@@ -366,13 +366,13 @@ impl Client {
                             .collect()
                     })
                     .unwrap_or_default();
-                print!(
+                out!(
                     "{}",
                     table(
                         &["TOXIC", "TYPE", "STREAM", "TOXICITY", "ATTRIBUTES"],
                         &rows
                     )
-                );
+                )?;
             }
             ProxyCommand::Create {
                 proxy,
@@ -387,7 +387,7 @@ impl Client {
                 if json {
                     super::print_json(&created)?;
                 } else {
-                    println!("Created new proxy {proxy}");
+                    outln!("Created new proxy {proxy}")?;
                 }
             }
             ProxyCommand::Toggle { proxy } => {
@@ -402,15 +402,15 @@ impl Client {
                     Some(serde_json::json!({"enabled": enable})),
                 )
                 .context("failed to toggle proxy")?;
-                println!(
+                outln!(
                     "Proxy {proxy} is now {}",
                     if enable { "enabled" } else { "disabled" }
-                );
+                )?;
             }
             ProxyCommand::Delete { proxy } => {
                 self.call("DELETE", &format!("/proxies/{proxy}"), None)
                     .context("failed to delete proxy")?;
-                println!("Deleted proxy {proxy}");
+                outln!("Deleted proxy {proxy}")?;
             }
             ProxyCommand::Toxic(ToxicCommand::Add {
                 proxy,
@@ -433,10 +433,10 @@ impl Client {
                     .call("POST", &format!("/proxies/{proxy}/toxics"), Some(body))
                     .context("failed to add toxic")?
                     .unwrap_or(Value::Null);
-                println!(
+                outln!(
                     "Added {stream} {toxic_type} toxic '{}' on proxy '{proxy}'",
                     t["name"].as_str().unwrap_or_default()
-                );
+                )?;
             }
             ProxyCommand::Toxic(ToxicCommand::Update {
                 proxy,
@@ -454,12 +454,12 @@ impl Client {
                     Some(body),
                 )
                 .context("failed to update toxic")?;
-                println!("Updated toxic '{name}' on proxy '{proxy}'");
+                outln!("Updated toxic '{name}' on proxy '{proxy}'")?;
             }
             ProxyCommand::Toxic(ToxicCommand::Remove { proxy, name }) => {
                 self.call("DELETE", &format!("/proxies/{proxy}/toxics/{name}"), None)
                     .context("failed to remove toxic")?;
-                println!("Removed toxic '{name}' on proxy '{proxy}'");
+                outln!("Removed toxic '{name}' on proxy '{proxy}'")?;
             }
         }
         Ok(super::OK)

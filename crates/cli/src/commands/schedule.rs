@@ -55,13 +55,13 @@ pub fn run(g: &Global, a: ScheduleArgs) -> anyhow::Result<u8> {
     if g.json {
         super::print_json(&json)?;
     } else {
-        print!(
+        out!(
             "{}",
             table(
                 &["TIME", "APP", "ACCOUNT", "REGION", "STACK", "CLUSTER"],
                 &rows
             )
-        );
+        )?;
         eprintln!(
             "{} planned kill(s) over {} day(s) from {first}; seed {seed} (pass --seed {seed} to replay)",
             json.len(),

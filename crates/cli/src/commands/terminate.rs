@@ -6,6 +6,7 @@ use simian_core::{Check, SystemClock, TerminationState};
 use simian_monkey::{Decision, KillRequest};
 
 use crate::args::{Global, TerminateArgs};
+use crate::output::safe;
 use crate::wire;
 
 pub fn run(g: &Global, a: TerminateArgs) -> anyhow::Result<u8> {
@@ -42,16 +43,20 @@ pub fn run(g: &Global, a: TerminateArgs) -> anyhow::Result<u8> {
             } else {
                 "terminated"
             };
-            println!(
+            outln!(
                 "{what} {} ({} in {}/{}, cluster {})",
-                t.instance_id, t.app, t.account, t.region, t.cluster
-            );
-            println!("termination #{}: {} - {}", t.id, t.state, t.detail);
+                safe(&t.instance_id),
+                safe(&t.app),
+                safe(&t.account),
+                safe(&t.region),
+                safe(&t.cluster)
+            )?;
+            outln!("termination #{}: {} - {}", t.id, t.state, safe(&t.detail))?;
         }
         Decision::Refused(r) => {
-            eprintln!("refused by {}: {}", r.check, r.reason);
+            eprintln!("refused by {}: {}", r.check, safe(&r.reason));
         }
-        Decision::AlreadyHandled => println!("already handled"),
+        Decision::AlreadyHandled => outln!("already handled")?,
     }
     Ok(code)
 }

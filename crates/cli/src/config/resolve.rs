@@ -75,7 +75,10 @@ mod secs {
     }
 }
 
-const KINDS: [&str; 5] = ["process", "static", "docker", "aws", "kubernetes"];
+/// The provider kinds this build can run.
+const KINDS: [&str; 2] = ["process", "static"];
+/// Kinds the product names that this build does not have yet.
+const PLANNED_KINDS: [&str; 3] = ["docker", "aws", "kubernetes"];
 const DAY_NAMES: [(&str, Weekday); 7] = [
     ("mon", Weekday::Monday),
     ("tue", Weekday::Tuesday),
@@ -201,7 +204,10 @@ pub fn resolve(path: &Path, text: &str) -> Result<Settings, ConfigError> {
             {
                 return Err(ctx.err(
                     url,
-                    format!("[store] url {u:?} has an unsupported scheme"),
+                    format!(
+                        "[store] url {:?} has an unsupported scheme",
+                        simian_store::redact(u)
+                    ),
                     "use sqlite://PATH or postgres://USER@HOST/DB",
                 ));
             }
@@ -416,10 +422,10 @@ fn provider(
                 path: base_dir.join(path.get_ref()),
             })
         }
-        other if KINDS.contains(&other) => Err(ctx.err(
+        other if PLANNED_KINDS.contains(&other) => Err(ctx.err(
             &raw.kind,
             format!("{section}: kind = \"{other}\" is not available in this build yet"),
-            "use kind = \"process\" or kind = \"static\"",
+            format!("use one of the kinds this build has: {}", KINDS.join(", ")),
         )),
         other => Err(ctx.err(
             &raw.kind,

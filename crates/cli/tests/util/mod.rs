@@ -108,7 +108,7 @@ pub fn free_port() -> u16 {
         .port()
 }
 
-/// A fresh database on the PostgreSQL test server, if configured (CI requires it).
-pub fn postgres_url(tag: &str) -> Option<String> {
+/// A fresh database on the PostgreSQL test server (the test fails without one).
+pub fn postgres_url(tag: &str) -> String {
     simian_testkit::fresh_postgres(&format!("cli_{tag}"))
 }

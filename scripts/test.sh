@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# The whole test suite, as the README's quick start and CI run it: installs what the tests
+# need (PostgreSQL and Python's toxiproxy client, from Debian's packages and PyPI, when
+# missing), starts a private PostgreSQL server on 127.0.0.1, runs every test including the
+# ones a plain `cargo test` ignores for want of those services, and fails if any test was
+# ignored all the same. Extra arguments go to `cargo test` (before its `--`).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need=()
+command -v gcc >/dev/null || need+=(build-essential)
+command -v python3 >/dev/null || need+=(python3 python3-pip)
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
+if ((${#need[@]})); then
+    echo "== installing ${need[*]} (Debian packages)"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}"
+fi
+
+if ! python3 -c "import toxiproxy, pytest, requests" 2>/dev/null; then
+    echo "== installing the Python packages (the real Toxiproxy client for the conformance suite)"
+    python3 -m pip install --quiet --disable-pip-version-check toxiproxy-python pytest requests future
+fi
+
+echo "== PostgreSQL (a private server on 127.0.0.1)"
+SIMIAN_PG_DATA="$(mktemp -d /tmp/simian-test-pg.XXXXXX)"
+export SIMIAN_PG_DATA
+trap 'scripts/start-postgres.sh stop; rm -rf "$SIMIAN_PG_DATA"' EXIT
+SIMIAN_TEST_POSTGRES_URL="$(scripts/start-postgres.sh)"
+export SIMIAN_TEST_POSTGRES_URL
+echo "$SIMIAN_TEST_POSTGRES_URL"
+
+echo "== cargo test --workspace --locked $* -- --include-ignored"
+log="$(mktemp /tmp/simian-test-log.XXXXXX)"
+status=0
+cargo test --workspace --locked "$@" -- --include-ignored 2>&1 | tee "$log" || status=$?
+if ((status != 0)); then
+    rm -f "$log"
+    exit "$status"
+fi
+# Nothing may be skipped here: every service a test needs was started above.
+ignored="$(grep -E '^test result:' "$log" | grep -Ev ' 0 ignored;' || true)"
+rm -f "$log"
+if [ -n "$ignored" ]; then
+    echo "error: some tests were ignored, though this script provides what they need:" >&2
+    echo "$ignored" >&2
+    exit 1
+fi
+echo "== every test ran; none was ignored"
