@@ -2,7 +2,10 @@
 """Writes the schedule benchmark's fleet into DIR: inventory.json with INSTANCES instances in
 GROUPS clusters of APPS apps (cluster grouping: one group per cluster), spread over 3
 accounts, 4 regions and 3 zones, and a simian.toml that opts every app in.
-Usage: gen-inventory.py DIR [INSTANCES] [GROUPS] [APPS]"""
+With LABELS > 0, every instance carries that many labels, as deployments label them: team,
+env, tier and owner follow the cluster, version varies inside it (3 values), and any further
+label k takes one of 7 values.
+Usage: gen-inventory.py DIR [INSTANCES] [GROUPS] [APPS] [LABELS]"""
 import json
 import os
 import sys
@@ -11,6 +14,7 @@ out = sys.argv[1]
 instances = int(sys.argv[2]) if len(sys.argv) > 2 else 1_000_000
 groups = int(sys.argv[3]) if len(sys.argv) > 3 else 100_000
 apps = int(sys.argv[4]) if len(sys.argv) > 4 else 100
+labels = int(sys.argv[5]) if len(sys.argv) > 5 else 0
 per_group = instances // groups
 accounts = ["prod", "test", "staging"]
 regions = ["us-east-1", "us-west-2", "eu-west-1", "ap-south-1"]
@@ -23,6 +27,12 @@ with open(os.path.join(out, "inventory.json"), "w") as f:
         for n in range(per_group):
             rec = {"id": f"i-{g:06d}-{n:02d}", "app": f"app{g % apps}", "account": accounts[g % 3],
                    "region": region, "zone": f"{region}{'abc'[n % 3]}", "stack": "prod", "detail": f"c{g}"}
+            if labels:
+                pairs = [("team", f"team{g % 20}"), ("env", accounts[g % 3]),
+                         ("tier", ["web", "api", "worker", "db"][g % 4]), ("owner", f"owner{g % 50}"),
+                         ("version", f"v{n % 3}")]
+                pairs += [(f"label{k}", f"value{(g + k) % 7}") for k in range(5, labels)]
+                rec["labels"] = dict(pairs[:labels])
             f.write(("" if first else ",\n") + json.dumps(rec, separators=(",", ":")))
             first = False
     f.write("\n]}\n")

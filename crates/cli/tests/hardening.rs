@@ -101,7 +101,7 @@ fn cpu_seconds(pid: u32) -> f64 {
 #[test]
 fn the_daemon_backs_off_at_the_end_of_time() {
     let s = sandbox("", "mean_time_between_kills = 1", 3);
-    let mut child = s
+    let child = s
         .command(&[
             "monkey",
             "--clock-start",

@@ -61,11 +61,11 @@ impl Group {
     /// The group `instance` belongs to under this grouping.
     pub fn of(instance: &Instance, grouping: Grouping, regions_independent: bool) -> Group {
         Group {
-            app: instance.app.clone(),
-            account: instance.account.clone(),
-            region: regions_independent.then(|| instance.region.clone()),
-            stack: (grouping == Grouping::Stack).then(|| instance.stack.clone()),
-            cluster: (grouping == Grouping::Cluster).then(|| instance.cluster.clone()),
+            app: instance.app.to_string(),
+            account: instance.account.to_string(),
+            region: regions_independent.then(|| instance.region.to_string()),
+            stack: (grouping == Grouping::Stack).then(|| instance.stack.to_string()),
+            cluster: (grouping == Grouping::Cluster).then(|| instance.cluster.to_string()),
         }
     }
 

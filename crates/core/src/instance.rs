@@ -5,9 +5,9 @@
 //! a cluster explicitly; [`Instance::normalize`] fills in whichever side is missing so that
 //! grouping and exceptions always see both.
 
-use std::collections::BTreeMap;
-
 use serde::{Deserialize, Serialize};
+
+use crate::{Labels, Name};
 
 /// Cluster name suffixes that are never eligible for a kill (as in Chaos Monkey 2).
 pub const NEVER_ELIGIBLE_SUFFIXES: [&str; 4] = ["-canary", "-baseline", "-citrus", "-citrusproxy"];
@@ -20,32 +20,35 @@ pub fn is_never_eligible_cluster(cluster: &str) -> bool {
 }
 
 /// One killable thing: a process, a container, an EC2 instance, a pod.
+///
+/// Its text fields are shared [`Name`]s, so that a fleet repeating the same app, account,
+/// region, zone, cluster or label set stores each once (see [`crate::name`]).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Instance {
     /// Provider-specific identity, stable for the life of the instance.
-    pub id: String,
+    pub id: Name,
     /// Application name.
-    pub app: String,
+    pub app: Name,
     /// Account (a cloud account, a cluster, `local`).
-    pub account: String,
+    pub account: Name,
     /// Region.
-    pub region: String,
+    pub region: Name,
     /// Availability zone; empty when the provider has none.
-    pub zone: String,
+    pub zone: Name,
     /// Stack, the second part of the cluster name; may be empty.
-    pub stack: String,
+    pub stack: Name,
     /// Detail, the third part of the cluster name; may be empty.
-    pub detail: String,
+    pub detail: Name,
     /// Cluster name, `app-stack-detail` unless the provider gives it.
-    pub cluster: String,
+    pub cluster: Name,
     /// Free-form labels (always present in JSON, `{}` when there are none).
     #[serde(default)]
-    pub labels: BTreeMap<String, String>,
+    pub labels: Labels,
 }
 
 impl Instance {
     /// Starts building an instance with the two fields every instance has.
-    pub fn builder(id: impl Into<String>, app: impl Into<String>) -> InstanceBuilder {
+    pub fn builder(id: impl Into<Name>, app: impl Into<Name>) -> InstanceBuilder {
         InstanceBuilder {
             instance: Instance {
                 id: id.into(),
@@ -61,11 +64,11 @@ impl Instance {
     /// whichever is missing.
     pub fn normalize(&mut self) {
         if self.cluster.is_empty() {
-            self.cluster = ClusterName::join(&self.app, &self.stack, &self.detail);
+            self.cluster = ClusterName::join(&self.app, &self.stack, &self.detail).into();
         } else if self.stack.is_empty() && self.detail.is_empty() {
             let parsed = ClusterName::parse(&self.cluster);
-            self.stack = parsed.stack;
-            self.detail = parsed.detail;
+            self.stack = parsed.stack.into();
+            self.detail = parsed.detail.into();
         }
     }
 }
@@ -105,7 +108,7 @@ pub struct InstanceBuilder {
 macro_rules! setter {
     ($($field:ident),*) => {$(
         #[doc = concat!("Sets `", stringify!($field), "`.")]
-        pub fn $field(mut self, value: impl Into<String>) -> Self {
+        pub fn $field(mut self, value: impl Into<Name>) -> Self {
             self.instance.$field = value.into();
             self
         }
@@ -116,8 +119,8 @@ impl InstanceBuilder {
     setter!(account, region, zone, stack, detail, cluster);
 
     /// Adds a label.
-    pub fn label(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
-        self.instance.labels.insert(key.into(), value.into());
+    pub fn label(mut self, key: impl Into<Name>, value: impl Into<Name>) -> Self {
+        self.instance.labels = self.instance.labels.with(key, value);
         self
     }
 
@@ -153,10 +156,27 @@ impl ClusterName {
 
     /// Joins the parts: `app`, `app-stack`, `app-stack-detail` or `app--detail`.
     pub fn join(app: &str, stack: &str, detail: &str) -> String {
+        let mut out = String::new();
+        Self::join_into(&mut out, app, stack, detail);
+        out
+    }
+
+    /// [`join`](Self::join) into `out` (cleared first), for callers that reuse one buffer.
+    pub fn join_into(out: &mut String, app: &str, stack: &str, detail: &str) {
+        out.clear();
+        out.push_str(app);
         match (stack.is_empty(), detail.is_empty()) {
-            (true, true) => app.to_string(),
-            (false, true) => format!("{app}-{stack}"),
-            _ => format!("{app}-{stack}-{detail}"),
+            (true, true) => {}
+            (false, true) => {
+                out.push('-');
+                out.push_str(stack);
+            }
+            _ => {
+                out.push('-');
+                out.push_str(stack);
+                out.push('-');
+                out.push_str(detail);
+            }
         }
     }
 }

@@ -21,6 +21,7 @@
 pub mod clock;
 pub mod group;
 pub mod instance;
+pub mod name;
 pub mod notifier;
 pub mod outage;
 pub mod provider;
@@ -31,6 +32,7 @@ pub mod termination;
 pub use clock::{Clock, FixedClock, ScaledClock, SystemClock};
 pub use group::{Group, Grouping};
 pub use instance::{ClusterName, Instance, InstanceBuilder, is_never_eligible_cluster};
+pub use name::{Labels, Name};
 pub use notifier::{Event, LogNotifier, Notifier};
 pub use outage::{NoOutageCheck, OutageCheck, OutageStatus};
 pub use provider::{KillOutcome, Provider, ProviderError};

@@ -5,7 +5,7 @@
 //! instances only, so a schedule never plans a kill that can only be refused; kill time checks
 //! eligibility again, against the inventory of that moment.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 
 use simian_core::{Group, Grouping, Instance, is_never_eligible_cluster};
 
@@ -40,11 +40,33 @@ pub fn groups<'a>(
     app: &AppPolicy,
     instances: impl IntoIterator<Item = &'a Instance>,
 ) -> Vec<Group> {
-    // Borrowed keys first: one allocation per group rather than per instance.
-    let mut keys: BTreeSet<GroupKey<'_>> = BTreeSet::new();
+    // Bucket by the identity of the shared names first (cheap to hash, and a provider that
+    // interns gives one identity per text), then merge the buckets by text and sort: one
+    // allocation per group, and no string hashed per instance.
+    let mut by_identity: HashMap<[usize; 4], &Instance, foldhash::fast::RandomState> =
+        HashMap::default();
     for i in instances.into_iter().filter(|i| is_eligible(app, i)) {
-        keys.insert(group_key(i, app.grouping, app.regions_independent));
+        let (grouping, by_region) = (app.grouping, app.regions_independent);
+        let identity = [
+            i.account.addr(),
+            if by_region { i.region.addr() } else { 0 },
+            if grouping == Grouping::Stack {
+                i.stack.addr()
+            } else {
+                0
+            },
+            if grouping == Grouping::Cluster {
+                i.cluster.addr()
+            } else {
+                0
+            },
+        ];
+        by_identity.entry(identity).or_insert(i);
     }
+    let keys: BTreeSet<GroupKey<'_>> = by_identity
+        .into_values()
+        .map(|i| group_key(i, app.grouping, app.regions_independent))
+        .collect();
     keys.into_iter()
         .map(|(account, region, stack, cluster)| Group {
             app: app.name.clone(),

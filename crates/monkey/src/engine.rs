@@ -22,8 +22,8 @@ use jiff::Timestamp;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use simian_core::{
-    Check, Claim, ClaimResult, Clock, Event, Instance, KillOutcome, Notifier, Origin, OutageCheck,
-    OutageStatus, Provider, Refusal, Store, StoreError, Termination, TerminationState,
+    Check, Claim, ClaimResult, Clock, Event, Instance, KillOutcome, Labels, Name, Notifier, Origin,
+    OutageCheck, OutageStatus, Provider, Refusal, Store, StoreError, Termination, TerminationState,
 };
 
 use crate::{Policy, PolicySource, Target, eligibility};
@@ -154,10 +154,10 @@ impl Engine {
         let target = &request.target;
         let refusal = |check: Check, reason: String, dry_run: bool, instance: Option<&Instance>| {
             // The instance's own coordinates when there is one, else what the request named.
-            let coordinate = |of_instance: fn(&Instance) -> &String, of_target: &Option<String>| {
+            let coordinate = |of_instance: fn(&Instance) -> &Name, of_target: &Option<String>| {
                 instance.map_or_else(
                     || of_target.clone().unwrap_or_default(),
-                    |i| of_instance(i).clone(),
+                    |i| of_instance(i).to_string(),
                 )
             };
             Refusal {
@@ -168,7 +168,7 @@ impl Engine {
                 region: coordinate(|i| &i.region, &target.region),
                 stack: coordinate(|i| &i.stack, &target.stack),
                 cluster: coordinate(|i| &i.cluster, &target.cluster),
-                instance_id: instance.map(|i| i.id.clone()),
+                instance_id: instance.map(|i| i.id.to_string()),
                 check,
                 reason,
                 dry_run,
@@ -327,15 +327,15 @@ impl Engine {
         let mut done = Vec::new();
         for t in self.store.unfinished()? {
             let instance = Instance {
-                id: t.instance_id.clone(),
-                app: t.app.clone(),
-                account: t.account.clone(),
-                region: t.region.clone(),
-                zone: t.zone.clone(),
-                stack: t.stack.clone(),
-                detail: String::new(),
-                cluster: t.cluster.clone(),
-                labels: BTreeMap::new(),
+                id: t.instance_id.as_str().into(),
+                app: t.app.as_str().into(),
+                account: t.account.as_str().into(),
+                region: t.region.as_str().into(),
+                zone: t.zone.as_str().into(),
+                stack: t.stack.as_str().into(),
+                detail: Name::default(),
+                cluster: t.cluster.as_str().into(),
+                labels: Labels::default(),
             };
             tracing::warn!(id = t.id, instance = %t.instance_id, "resuming a termination recorded before a restart");
             let finished = match self.providers.get(&t.provider) {

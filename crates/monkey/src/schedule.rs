@@ -56,7 +56,8 @@ pub fn plan(
     let mut kills = Vec::new();
     if calendar.is_work_day(date) {
         // One pass over each inventory, bucketing by app, rather than one pass per app.
-        let mut by_app: HashMap<(&str, &str), Vec<&Instance>> = HashMap::new();
+        let mut by_app: HashMap<(&str, &str), Vec<&Instance>, foldhash::fast::RandomState> =
+            HashMap::default();
         for (provider, instances) in fleet {
             for i in instances {
                 by_app

@@ -78,7 +78,7 @@ impl ProcessProvider {
     fn refuse(&self, instance: &Instance, reason: impl Into<String>) -> ProviderError {
         ProviderError::Refused {
             provider: self.name.clone(),
-            instance_id: instance.id.clone(),
+            instance_id: instance.id.to_string(),
             reason: reason.into(),
         }
     }
@@ -114,15 +114,15 @@ impl ProcessProvider {
             return None;
         }
         let mut instance = Instance {
-            id: format!("{pid}@{}", stat.start_ticks),
-            app: app.clone(),
-            account: or_local(env::ACCOUNT),
-            region: or_local(env::REGION),
-            zone: get(env::ZONE),
-            stack: get(env::STACK),
-            detail: get(env::DETAIL),
-            cluster: get(env::CLUSTER),
-            labels,
+            id: format!("{pid}@{}", stat.start_ticks).into(),
+            app: app.into(),
+            account: or_local(env::ACCOUNT).into(),
+            region: or_local(env::REGION).into(),
+            zone: get(env::ZONE).into(),
+            stack: get(env::STACK).into(),
+            detail: get(env::DETAIL).into(),
+            cluster: get(env::CLUSTER).into(),
+            labels: labels.into_iter().collect(),
         };
         instance.normalize();
         if let Some(field) = instance.field_with_control_character() {
@@ -195,7 +195,7 @@ impl Provider for ProcessProvider {
         let started = Instant::now();
         let signal_error = |sig: &str, e: rustix::io::Errno| ProviderError::Action {
             provider: self.name.clone(),
-            instance_id: instance.id.clone(),
+            instance_id: instance.id.to_string(),
             message: format!("sending {sig} failed: {e}"),
         };
         match kill_process(target, Signal::TERM) {
@@ -223,7 +223,7 @@ impl Provider for ProcessProvider {
         }
         Err(ProviderError::Action {
             provider: self.name.clone(),
-            instance_id: instance.id.clone(),
+            instance_id: instance.id.to_string(),
             message: format!(
                 "still alive {} ms after SIGKILL",
                 self.config.kill_timeout.as_millis()

@@ -43,12 +43,12 @@ pub fn run(g: &Global, a: TargetArgs) -> anyhow::Result<u8> {
             .iter()
             .map(|i| {
                 vec![
-                    i.id.clone(),
-                    i.app.clone(),
-                    i.account.clone(),
-                    i.region.clone(),
+                    i.id.to_string(),
+                    i.app.to_string(),
+                    i.account.to_string(),
+                    i.region.to_string(),
                     dash(&i.zone),
-                    i.cluster.clone(),
+                    i.cluster.to_string(),
                 ]
             })
             .collect();
