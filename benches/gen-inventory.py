@@ -4,8 +4,10 @@ GROUPS clusters of APPS apps (cluster grouping: one group per cluster), spread o
 accounts, 4 regions and 3 zones, and a simian.toml that opts every app in.
 With LABELS > 0, every instance carries that many labels, as deployments label them: team,
 env, tier and owner follow the cluster, version varies inside it (3 values), and any further
-label k takes one of 7 values.
-Usage: gen-inventory.py DIR [INSTANCES] [GROUPS] [APPS] [LABELS]"""
+label k takes one of 7 values (900 distinct label sets in all). With UNIQUE = 1 the version
+label is replaced by a host label unique to each instance: the worst case, where no two
+instances share a label set.
+Usage: gen-inventory.py DIR [INSTANCES] [GROUPS] [APPS] [LABELS] [UNIQUE]"""
 import json
 import os
 import sys
@@ -15,6 +17,7 @@ instances = int(sys.argv[2]) if len(sys.argv) > 2 else 1_000_000
 groups = int(sys.argv[3]) if len(sys.argv) > 3 else 100_000
 apps = int(sys.argv[4]) if len(sys.argv) > 4 else 100
 labels = int(sys.argv[5]) if len(sys.argv) > 5 else 0
+unique = len(sys.argv) > 6 and sys.argv[6] == "1"
 per_group = instances // groups
 accounts = ["prod", "test", "staging"]
 regions = ["us-east-1", "us-west-2", "eu-west-1", "ap-south-1"]
@@ -30,7 +33,7 @@ with open(os.path.join(out, "inventory.json"), "w") as f:
             if labels:
                 pairs = [("team", f"team{g % 20}"), ("env", accounts[g % 3]),
                          ("tier", ["web", "api", "worker", "db"][g % 4]), ("owner", f"owner{g % 50}"),
-                         ("version", f"v{n % 3}")]
+                         ("host", f"host-{g:06d}-{n:02d}") if unique else ("version", f"v{n % 3}")]
                 pairs += [(f"label{k}", f"value{(g + k) % 7}") for k in range(5, labels)]
                 rec["labels"] = dict(pairs[:labels])
             f.write(("" if first else ",\n") + json.dumps(rec, separators=(",", ":")))

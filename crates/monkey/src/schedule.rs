@@ -17,7 +17,7 @@ use rand_chacha::ChaCha8Rng;
 use simian_core::{Instance, NewSchedule, PlannedKill, Provider, ProviderError};
 
 use crate::calendar::minutes_ceil;
-use crate::{Calendar, Policy, eligibility};
+use crate::{AppPolicy, Calendar, Policy, eligibility};
 
 /// The current inventory, by configured provider name.
 pub type Fleet = BTreeMap<String, Vec<Instance>>;
@@ -39,6 +39,9 @@ pub fn collect_fleet(
     }
     Ok(fleet)
 }
+
+/// The fleet size from which [`plan`] uses a second thread.
+const PARALLEL_FROM: usize = 100_000;
 
 /// Plans `date` for every enabled app of `policy` over `fleet`.
 ///
@@ -66,17 +69,40 @@ pub fn plan(
                     .push(i);
             }
         }
-        for app in policy.apps.iter().filter(|a| a.enabled) {
-            let Some(instances) = by_app.get(&(app.provider.as_str(), app.name.as_str())) else {
-                continue;
-            };
-            let p = app.daily_probability();
-            for group in eligibility::groups(app, instances.iter().copied()) {
-                let mut rng = ChaCha8Rng::seed_from_u64(stream_seed(seed, date, &group.key()));
-                if let Some(time) = draw(calendar, date, p, not_before, &mut rng) {
-                    kills.push(PlannedKill { time, group });
+        let apps: Vec<&AppPolicy> = policy.apps.iter().filter(|a| a.enabled).collect();
+        let plan_apps = |apps: &[&AppPolicy]| {
+            let mut kills = Vec::new();
+            for app in apps {
+                let Some(instances) = by_app.get(&(app.provider.as_str(), app.name.as_str()))
+                else {
+                    continue;
+                };
+                let p = app.daily_probability();
+                for group in eligibility::groups(app, instances.iter().copied()) {
+                    let mut rng = ChaCha8Rng::seed_from_u64(stream_seed(seed, date, &group.key()));
+                    if let Some(time) = draw(calendar, date, p, not_before, &mut rng) {
+                        kills.push(PlannedKill { time, group });
+                    }
                 }
             }
+            kills
+        };
+        // Each group draws from its own stream, so the apps can be planned on two threads
+        // and the result is the same, once sorted; small fleets stay on one.
+        let fleet_size: usize = by_app.values().map(Vec::len).sum();
+        if fleet_size >= PARALLEL_FROM && apps.len() > 1 {
+            let (first, second) = apps.split_at(apps.len() / 2);
+            let other = std::thread::scope(|scope| {
+                let helper = scope.spawn(|| plan_apps(second));
+                kills = plan_apps(first);
+                helper.join()
+            });
+            match other {
+                Ok(more) => kills.extend(more),
+                Err(_) => kills.extend(plan_apps(second)),
+            }
+        } else {
+            kills = plan_apps(&apps);
         }
     }
     kills.sort_by(|a, b| (a.time, &a.group).cmp(&(b.time, &b.group)));

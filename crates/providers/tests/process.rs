@@ -213,3 +213,36 @@ fn refuses_init_itself_and_processes_that_are_not_candidates() {
     ));
     assert!(alive(&mut fleet.0[0]));
 }
+
+/// A process whose SIMIAN_* environment holds a control character is never an instance: its
+/// text could rewrite the terminal of whoever lists instances.
+#[test]
+fn processes_with_control_characters_are_skipped() {
+    let run = run_id("control");
+    let fleet = Fleet(vec![
+        spawn(
+            "exec sleep 30",
+            &[("SIMIAN_APP", "web"), ("SIMIAN_LABEL_RUN", &run)],
+        ),
+        spawn(
+            "exec sleep 30",
+            &[("SIMIAN_APP", "web\u{1b}[2J"), ("SIMIAN_LABEL_RUN", &run)],
+        ),
+        spawn(
+            "exec sleep 30",
+            &[
+                ("SIMIAN_APP", "web"),
+                ("SIMIAN_ZONE", "a\u{7}"),
+                ("SIMIAN_LABEL_RUN", &run),
+            ],
+        ),
+    ]);
+    std::thread::sleep(Duration::from_millis(200));
+    let instances = provider(&run, 100).instances().unwrap();
+    let ids: Vec<&str> = instances.iter().map(|i| i.id.as_str()).collect();
+    assert_eq!(instances.len(), 1, "{ids:?}");
+    assert!(
+        ids[0].starts_with(&format!("{}@", fleet.0[0].id())),
+        "{ids:?}"
+    );
+}

@@ -263,3 +263,46 @@ proptest! {
         prop_assert!(a.kills.windows(2).all(|w| w[0].time <= w[1].time));
     }
 }
+
+/// A fleet large enough for two planning threads plans exactly what each app planned on its
+/// own (one thread each), kill for kill.
+#[test]
+fn planning_on_two_threads_changes_nothing() {
+    let calendar = Calendar::new(la(), 9, 15, &WEEKDAYS, []).unwrap();
+    let (mut policy, _) = policy(calendar, 2.0, 0);
+    let template = policy.apps[0].clone();
+    let apps = 6;
+    policy.apps = (0..apps)
+        .map(|a| AppPolicy {
+            name: format!("app{a}"),
+            ..template.clone()
+        })
+        .collect();
+    let instances: Vec<Instance> = (0..PARALLEL_FROM + 6_000)
+        .map(|n| {
+            Instance::builder(format!("i-{n}"), format!("app{}", n % apps))
+                .account("prod")
+                .region("us-east-1")
+                .stack("prod")
+                .detail(format!("c{}", n / 10))
+                .build()
+        })
+        .collect();
+    let fleet = Fleet::from([("inv".to_string(), instances)]);
+    let day = date(2026, 3, 4);
+    let together = plan(&policy, &fleet, day, 11, None, made(day));
+    let mut alone: Vec<PlannedKill> = policy
+        .apps
+        .iter()
+        .flat_map(|app| {
+            let single = Policy {
+                apps: vec![app.clone()],
+                ..policy.clone()
+            };
+            plan(&single, &fleet, day, 11, None, made(day)).kills
+        })
+        .collect();
+    alone.sort_by(|a, b| (a.time, &a.group).cmp(&(b.time, &b.group)));
+    assert!(together.kills.len() > 1000, "{}", together.kills.len());
+    assert_eq!(together.kills, alone);
+}

@@ -4,16 +4,18 @@
 //! every instance in a real file has the same simple shape: known keys, string values without
 //! escapes, and perhaps a `labels` object of the same. This reads exactly that shape, borrowing
 //! every string, and gives up (`None`) on anything else: an escape, a number, a repeated or
-//! unknown key, a missing required field, invalid UTF-8, a raw control byte. The caller then
+//! unknown key, a missing required field, invalid UTF-8, a raw control byte. It returns byte
+//! spans rather than strings, so reading an instance allocates nothing. The caller then
 //! parses the same bytes with `serde_json`, so every file is read as serde reads it and every
 //! error is serde's. The tests check that both agree.
 
+#[cfg(test)]
+use super::Raw;
+#[cfg(test)]
 use std::borrow::Cow;
 
-use super::Raw;
-
 /// A byte range in the input.
-type Span = (usize, usize);
+pub(crate) type Span = (usize, usize);
 
 /// Label pairs as byte ranges.
 type LabelSpans = Vec<(Span, Span)>;
@@ -22,33 +24,61 @@ type LabelSpans = Vec<(Span, Span)>;
 /// serde_json decide.
 #[cfg(test)]
 pub(crate) fn parse(bytes: &[u8]) -> Option<Raw<'_>> {
-    let (raw, used) = parse_prefix(bytes)?;
-    bytes[used..]
+    let mut labels = Vec::new();
+    let Parsed {
+        text, fields, used, ..
+    } = parse_prefix(bytes, &mut labels)?;
+    let trailing_ws = bytes[used..]
         .iter()
-        .all(|b| matches!(b, b' ' | b'\t' | b'\n' | b'\r'))
-        .then_some(raw)
+        .all(|b| matches!(b, b' ' | b'\t' | b'\n' | b'\r'));
+    let at = |(a, b): Span| Cow::Borrowed(&text[a..b]);
+    let [id, app, account, region, zone, stack, detail, cluster] = fields;
+    trailing_ws.then(|| Raw {
+        id: at(id),
+        app: at(app),
+        account: at(account),
+        region: at(region),
+        zone: at(zone),
+        stack: at(stack),
+        detail: at(detail),
+        cluster: at(cluster),
+        labels: labels.iter().map(|(k, v)| (at(*k), at(*v))).collect(),
+    })
 }
 
-/// The instance at the start of `bytes` and how many bytes it takes, when it has the simple
-/// shape; `None` (also when `bytes` ends first) to let serde_json decide.
-pub(crate) fn parse_prefix(bytes: &[u8]) -> Option<(Raw<'_>, usize)> {
-    let mut p = Cursor { bytes, at: 0 };
+/// An instance read by the fast path.
+pub(crate) struct Parsed<'a> {
+    /// The object's text.
+    pub(crate) text: &'a str,
+    /// The spans of id, app, account, region, zone, stack, detail and cluster in `text`
+    /// (empty when absent).
+    pub(crate) fields: [Span; 8],
+    /// How many bytes of the input it takes.
+    pub(crate) used: usize,
+    /// How many line breaks those bytes hold.
+    pub(crate) lines: usize,
+}
+
+/// The instance at the start of `bytes`, when it has the simple shape; its labels' spans are
+/// appended to `labels`. `None` (also when `bytes` ends first) to let serde_json decide.
+pub(crate) fn parse_prefix<'a>(bytes: &'a [u8], labels: &mut LabelSpans) -> Option<Parsed<'a>> {
+    let mut p = Cursor {
+        bytes,
+        at: 0,
+        lines: 0,
+    };
     p.ws();
     p.byte(b'{')?;
     // Byte ranges first; the whole object is checked as UTF-8 once at the end, and the
     // ranges (which start and end at quotes, so at character boundaries) sliced from it.
     let mut fields: [Option<Span>; 8] = [None; 8];
-    let mut labels: Option<LabelSpans> = None;
+    let mut seen_labels = false;
     p.ws();
     if p.peek()? == b'}' {
         return None;
     }
     loop {
-        p.ws();
-        let key = p.string()?;
-        p.ws();
-        p.byte(b':')?;
-        p.ws();
+        let key = p.key()?;
         let slot = match &bytes[key.0..key.1] {
             b"id" => 0,
             b"app" => 1,
@@ -59,10 +89,11 @@ pub(crate) fn parse_prefix(bytes: &[u8]) -> Option<(Raw<'_>, usize)> {
             b"detail" => 6,
             b"cluster" => 7,
             b"labels" => {
-                if labels.is_some() {
+                if seen_labels {
                     return None;
                 }
-                labels = Some(p.labels()?);
+                seen_labels = true;
+                p.labels(labels)?;
                 8
             }
             _ => return None,
@@ -82,48 +113,20 @@ pub(crate) fn parse_prefix(bytes: &[u8]) -> Option<(Raw<'_>, usize)> {
     }
     let used = p.at;
     let text = std::str::from_utf8(&bytes[..used]).ok()?;
-    let at = |range: Span| text.get(range.0..range.1);
-    let field = |slot: usize| -> Option<Cow<'_, str>> {
-        Some(Cow::Borrowed(match fields[slot] {
-            Some(range) => at(range)?,
-            None => "",
-        }))
-    };
-    let labels = match labels {
-        None => Vec::new(),
-        Some(pairs) => {
-            let mut out = Vec::with_capacity(pairs.len());
-            for (k, v) in pairs {
-                let (k, v) = (at(k)?, at(v)?);
-                if out
-                    .iter()
-                    .any(|(seen, _): &(Cow<'_, str>, Cow<'_, str>)| seen == k)
-                {
-                    return None;
-                }
-                out.push((Cow::Borrowed(k), Cow::Borrowed(v)));
-            }
-            out
-        }
-    };
     fields[..4].iter().all(Option::is_some).then_some(())?;
-    let raw = Raw {
-        id: field(0)?,
-        app: field(1)?,
-        account: field(2)?,
-        region: field(3)?,
-        zone: field(4)?,
-        stack: field(5)?,
-        detail: field(6)?,
-        cluster: field(7)?,
-        labels,
-    };
-    Some((raw, used))
+    Some(Parsed {
+        text,
+        fields: fields.map(|f| f.unwrap_or((0, 0))),
+        used,
+        lines: p.lines,
+    })
 }
 
 struct Cursor<'a> {
     bytes: &'a [u8],
     at: usize,
+    /// Line breaks passed (only whitespace can hold one: strings with raw ones are refused).
+    lines: usize,
 }
 
 impl Cursor<'_> {
@@ -142,9 +145,24 @@ impl Cursor<'_> {
     }
 
     fn ws(&mut self) {
-        while matches!(self.peek(), Some(b' ' | b'\t' | b'\n' | b'\r')) {
+        loop {
+            match self.peek() {
+                Some(b' ' | b'\t' | b'\r') => {}
+                Some(b'\n') => self.lines += 1,
+                _ => return,
+            }
             self.at += 1;
         }
+    }
+
+    /// An object key and its colon, with the whitespace around them; the key's range.
+    fn key(&mut self) -> Option<Span> {
+        self.ws();
+        let key = self.string()?;
+        self.ws();
+        self.byte(b':')?;
+        self.ws();
+        Some(key)
     }
 
     /// The byte range of a string without escapes or raw control bytes.
@@ -163,27 +181,23 @@ impl Cursor<'_> {
         Some((start, start + end))
     }
 
-    /// `{"key": "value", ...}` with plain strings, as byte ranges.
-    fn labels(&mut self) -> Option<LabelSpans> {
+    /// `{"key": "value", ...}` with plain strings, as byte ranges appended to `out`. A key
+    /// given twice is kept twice, as serde_json gives it (the last value wins later).
+    fn labels(&mut self, out: &mut LabelSpans) -> Option<()> {
         self.byte(b'{')?;
-        let mut out = Vec::new();
         self.ws();
         if self.peek()? == b'}' {
             self.at += 1;
-            return Some(out);
+            return Some(());
         }
         loop {
-            self.ws();
-            let key = self.string()?;
-            self.ws();
-            self.byte(b':')?;
-            self.ws();
+            let key = self.key()?;
             let value = self.string()?;
             out.push((key, value));
             self.ws();
             match self.next()? {
                 b',' => continue,
-                b'}' => return Some(out),
+                b'}' => return Some(()),
                 _ => return None,
             }
         }

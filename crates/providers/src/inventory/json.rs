@@ -1,70 +1,84 @@
 //! Loading a JSON inventory on two threads.
 //!
-//! Reading a large inventory is two jobs of about the same size: finding and parsing each
-//! instance (bytes to strings), and validating and sharing them (strings to instances). A
-//! reader thread does the first, over [`scan`](super::scan) and the [`fast`](super::fast) path
+//! Reading a large inventory is two jobs of about the same size: finding, parsing and checking
+//! each instance (bytes to strings), and sharing its strings (strings to instances). A reader
+//! thread does the first, over [`scan`](super::scan) and the [`fast`](super::fast) path
 //! (serde_json for anything else, and for every error), and hands batches of a few thousand
-//! parsed instances to the calling thread, which does the second. A batch owns its strings in
-//! one arena, so nothing is allocated per string on the way. Errors come out in file order:
-//! the caller stops at the first bad instance it meets, and a reader error is reported once
-//! every instance before it was accepted.
+//! instances to the calling thread, which does the second. A batch owns its text in one arena,
+//! so nothing is allocated per string on the way. Errors come out in file order: the caller
+//! takes every instance before a reader error, then reports it.
 
-use std::borrow::Cow;
 use std::path::Path;
 use std::sync::mpsc;
 
-use super::{InventoryError, Loader, Raw, fast, scan, without_position};
+use simian_core::Name;
+
+use super::{
+    InventoryError, Loader, Raw, check, fast, id_hash, may_hold_control, scan, without_position,
+};
 
 /// Instances per batch.
 const BATCH: usize = 4096;
 
-/// One parsed instance: byte ranges into its batch's arena.
+/// A range of a batch's arena.
+type Text = (u32, u32);
+
+/// One checked instance: its id, and ranges of its batch's arena.
 struct Item {
     line: usize,
     position: usize,
+    id: Name,
+    id_hash: u64,
     /// id, app, account, region, zone, stack, detail, cluster.
-    fields: [(u32, u32); 8],
+    fields: [Text; 8],
     /// A range of the batch's `labels`.
     labels: (u32, u32),
 }
 
-/// Parsed instances and the text they point into.
+/// Checked instances and the text they point into.
 #[derive(Default)]
 struct Batch {
     arena: String,
     items: Vec<Item>,
-    labels: Vec<((u32, u32), (u32, u32))>,
+    labels: Vec<(Text, Text)>,
     /// The number of instances the file probably holds, sent once, early.
     estimate: Option<usize>,
 }
 
 impl Batch {
-    fn text(&mut self, s: &str) -> Option<(u32, u32)> {
+    /// An empty batch with room for one like `previous`.
+    fn like(previous: &Batch) -> Batch {
+        Batch {
+            arena: String::with_capacity(previous.arena.len() + previous.arena.len() / 8),
+            items: Vec::with_capacity(BATCH),
+            labels: Vec::with_capacity(previous.labels.len() + previous.labels.len() / 8),
+            estimate: None,
+        }
+    }
+
+    fn text(&mut self, s: &str) -> Option<Text> {
         let start = u32::try_from(self.arena.len()).ok()?;
         self.arena.push_str(s);
         let end = u32::try_from(self.arena.len()).ok()?;
         Some((start, end))
     }
 
-    fn push(&mut self, raw: &Raw<'_>, line: usize, position: usize) -> Option<()> {
-        let mut fields = [(0, 0); 8];
-        for (slot, value) in [
-            &raw.id,
-            &raw.app,
-            &raw.account,
-            &raw.region,
-            &raw.zone,
-            &raw.stack,
-            &raw.detail,
-            &raw.cluster,
-        ]
-        .into_iter()
-        .enumerate()
-        {
-            fields[slot] = self.text(value)?;
+    #[allow(clippy::too_many_arguments)]
+    fn push<'s>(
+        &mut self,
+        fields: [&str; 8],
+        labels: impl Iterator<Item = (&'s str, &'s str)>,
+        id: Name,
+        id_hash: u64,
+        line: usize,
+        position: usize,
+    ) -> Option<()> {
+        let mut spans = [(0, 0); 8];
+        for (span, value) in spans.iter_mut().zip(fields) {
+            *span = self.text(value)?;
         }
         let first = u32::try_from(self.labels.len()).ok()?;
-        for (k, v) in &raw.labels {
+        for (k, v) in labels {
             let pair = (self.text(k)?, self.text(v)?);
             self.labels.push(pair);
         }
@@ -72,39 +86,18 @@ impl Batch {
         self.items.push(Item {
             line,
             position,
-            fields,
+            id,
+            id_hash,
+            fields: spans,
             labels: (first, last),
         });
         Some(())
     }
+}
 
-    fn raw(&self, item: &Item) -> Raw<'_> {
-        let at = |(start, end): (u32, u32)| {
-            Cow::Borrowed(
-                self.arena
-                    .get(start as usize..end as usize)
-                    .unwrap_or_default(),
-            )
-        };
-        let [id, app, account, region, zone, stack, detail, cluster] = item.fields;
-        Raw {
-            id: at(id),
-            app: at(app),
-            account: at(account),
-            region: at(region),
-            zone: at(zone),
-            stack: at(stack),
-            detail: at(detail),
-            cluster: at(cluster),
-            labels: self
-                .labels
-                .get(item.labels.0 as usize..item.labels.1 as usize)
-                .unwrap_or_default()
-                .iter()
-                .map(|(k, v)| (at(*k), at(*v)))
-                .collect(),
-        }
-    }
+/// The text of a range of `arena` (ranges are made at character boundaries).
+fn at(arena: &str, (start, end): Text) -> &str {
+    arena.get(start as usize..end as usize).unwrap_or_default()
 }
 
 /// Loads the JSON inventory `file` (at `path`) into `loader`.
@@ -131,15 +124,31 @@ pub(super) fn load(
             if let Some(n) = batch.estimate {
                 loader.reserve(n);
             }
-            for item in &batch.items {
-                loader.accept(batch.raw(item), item.line, item.position)?;
+            let arena = batch.arena.as_str();
+            let mut labels: Vec<(&str, &str)> = Vec::new();
+            for item in batch.items {
+                let fields = item.fields.map(|t| at(arena, t));
+                labels.clear();
+                labels.extend(
+                    batch.labels[item.labels.0 as usize..item.labels.1 as usize]
+                        .iter()
+                        .map(|(k, v)| (at(arena, *k), at(arena, *v))),
+                );
+                loader.accept(
+                    fields,
+                    &mut labels,
+                    item.id,
+                    item.id_hash,
+                    item.line,
+                    item.position,
+                )?;
             }
         }
         Ok(())
     })
 }
 
-/// The reader thread: scans and parses, sending full batches, then any error.
+/// The reader thread: scans, parses and checks, sending full batches, then any error.
 fn read(
     path: &Path,
     file: std::fs::File,
@@ -150,6 +159,7 @@ fn read(
         path,
         tx: &tx,
         batch: Batch::default(),
+        spans: Vec::new(),
         file_len,
         seen_bytes: 0,
     };
@@ -176,14 +186,19 @@ struct Producer<'a> {
     path: &'a Path,
     tx: &'a mpsc::SyncSender<Result<Batch, InventoryError>>,
     batch: Batch,
+    /// The fast path's label spans, reused from one instance to the next.
+    spans: Vec<(fast::Span, fast::Span)>,
     file_len: u64,
     seen_bytes: u64,
 }
 
 impl Producer<'_> {
-    fn take(
+    /// Checks one instance and adds it to the batch, sending the batch when it is full.
+    fn take<'s>(
         &mut self,
-        raw: &Raw<'_>,
+        fields: [&str; 8],
+        labels: impl Iterator<Item = (&'s str, &'s str)> + Clone,
+        maybe_control: bool,
         size: usize,
         line: usize,
         position: usize,
@@ -195,16 +210,29 @@ impl Producer<'_> {
             let estimate = self.file_len / (self.seen_bytes / 1024).max(1);
             self.batch.estimate = usize::try_from(estimate + estimate / 32).ok();
         }
-        if self.batch.push(raw, line, position).is_none() {
-            // Only an instance of more than 4 GB of text gets here.
-            return Err(InventoryError::Parse {
-                path: self.path.to_path_buf(),
-                line,
-                message: format!("instance #{position} is too large"),
-            });
+        let invalid = |message: String| InventoryError::Invalid {
+            path: self.path.to_path_buf(),
+            line,
+            position,
+            id: fields[0].to_string(),
+            message,
+        };
+        check(fields, labels.clone(), maybe_control).map_err(invalid)?;
+        let id = Name::from(fields[0]);
+        let hash = id_hash(fields[0]);
+        if self
+            .batch
+            .push(fields, labels, id, hash, line, position)
+            .is_none()
+        {
+            // Only a batch of more than 4 GB of text gets here.
+            return Err(invalid(
+                "this instance's batch holds more than 4 GB of text".into(),
+            ));
         }
         if self.batch.items.len() >= BATCH {
-            let full = std::mem::take(&mut self.batch);
+            let next = Batch::like(&self.batch);
+            let full = std::mem::replace(&mut self.batch, next);
             if self.tx.send(Ok(full)).is_err() {
                 // The loader stopped at an earlier instance; its error is the one reported.
                 return Err(InventoryError::Read {
@@ -225,9 +253,26 @@ impl scan::Sink for Producer<'_> {
         rest: &[u8],
         line: usize,
         position: usize,
-    ) -> Option<Result<usize, InventoryError>> {
-        let (raw, used) = fast::parse_prefix(rest)?;
-        Some(self.take(&raw, used, line, position).map(|()| used))
+    ) -> Option<Result<(usize, usize), InventoryError>> {
+        let mut spans = std::mem::take(&mut self.spans);
+        spans.clear();
+        let result = fast::parse_prefix(rest, &mut spans).map(|parsed| {
+            let text = parsed.text;
+            let at = |(a, b): fast::Span| text.get(a..b).unwrap_or_default();
+            let labels = spans.iter().map(|(k, v)| (at(*k), at(*v)));
+            let maybe_control = may_hold_control(text);
+            self.take(
+                parsed.fields.map(at),
+                labels,
+                maybe_control,
+                parsed.used,
+                line,
+                position,
+            )
+            .map(|()| (parsed.used, parsed.lines))
+        });
+        self.spans = spans;
+        result
     }
 
     fn element(
@@ -241,6 +286,14 @@ impl scan::Sink for Producer<'_> {
             line: line + e.line().saturating_sub(1),
             message: format!("instance #{position}: {}", without_position(&e)),
         })?;
-        self.take(&raw, bytes.len(), line, position)
+        let labels = raw.label_pairs();
+        self.take(
+            raw.fields(),
+            labels.iter().copied(),
+            true,
+            bytes.len(),
+            line,
+            position,
+        )
     }
 }

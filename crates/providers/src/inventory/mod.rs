@@ -166,7 +166,9 @@ const CLUSTER: usize = 6;
 struct Loader<'p> {
     path: &'p Path,
     names: FastSet<Name>,
-    label_sets: FastSet<Labels>,
+    /// Every distinct label set with its hash, found by the label text as written (see
+    /// `labels`); the hash is kept so that growing the table never re-reads the sets.
+    label_sets: hashbrown::HashTable<(u64, Labels)>,
     /// The last value of each field: files list an instance's neighbours with the same app,
     /// cluster, zone... so most look-ups end here without hashing.
     last: [Name; 7],
@@ -183,10 +185,10 @@ impl<'p> Loader<'p> {
         Loader {
             path,
             names: FastSet::default(),
-            label_sets: FastSet::default(),
+            label_sets: hashbrown::HashTable::new(),
             last: Default::default(),
             ids: Vec::new(),
-            hasher: foldhash::fast::FixedState::with_seed(0x5349_4d49_414e),
+            hasher: foldhash::fast::FixedState::with_seed(ID_HASH_SEED),
             scratch: String::new(),
             instances: Vec::new(),
         }
@@ -219,114 +221,106 @@ impl<'p> Loader<'p> {
         n
     }
 
-    fn labels(&mut self, pairs: &[(Cow<'_, str>, Cow<'_, str>)]) -> Labels {
+    /// The shared label set for `pairs` (sorted here in place). A set met before is found
+    /// from the text as written, without interning or allocating anything.
+    fn labels(&mut self, pairs: &mut [(&str, &str)]) -> Labels {
         if pairs.is_empty() {
             return Labels::default();
+        }
+        pairs.sort_by(|a, b| a.0.cmp(b.0));
+        // A key given twice keeps its last value: such a set takes the long way below.
+        let unique = pairs.windows(2).all(|w| w[0].0 != w[1].0);
+        let hash = label_hash(&self.hasher, pairs.iter().copied());
+        if unique {
+            let same = |(_, l): &(u64, Labels)| {
+                l.len() == pairs.len()
+                    && l.iter()
+                        .zip(pairs.iter())
+                        .all(|((lk, lv), (k, v))| lk == k && lv == v)
+            };
+            if let Some((_, shared)) = self.label_sets.find(hash, same) {
+                return shared.clone();
+            }
         }
         let named: Vec<(Name, Name)> = pairs
             .iter()
             .map(|(k, v)| (self.name(k), self.name(v)))
             .collect();
         let labels = Labels::from_pairs(named);
-        if let Some(shared) = self.label_sets.get(labels.as_slice()) {
+        let hash = label_hash(
+            &self.hasher,
+            labels.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+        );
+        if let Some((_, shared)) = self.label_sets.find(hash, |(_, l)| *l == labels) {
             return shared.clone();
         }
-        self.label_sets.insert(labels.clone());
+        self.label_sets
+            .insert_unique(hash, (hash, labels.clone()), |(h, _)| *h);
         labels
     }
 
-    fn accept(&mut self, raw: Raw<'_>, line: usize, position: usize) -> Result<(), InventoryError> {
-        let invalid = |message: String| InventoryError::Invalid {
-            path: self.path.to_path_buf(),
-            line,
-            position,
-            id: raw.id.to_string(),
-            message,
-        };
-        for (field, value) in [
-            ("id", &raw.id),
-            ("app", &raw.app),
-            ("account", &raw.account),
-            ("region", &raw.region),
-        ] {
-            if value.trim().is_empty() {
-                return Err(invalid(format!(
-                    "{field} is empty or blank: every instance needs a non-empty {field}"
-                )));
-            }
-        }
-        let texts = [
-            ("id", &raw.id),
-            ("app", &raw.app),
-            ("account", &raw.account),
-            ("region", &raw.region),
-            ("zone", &raw.zone),
-            ("stack", &raw.stack),
-            ("detail", &raw.detail),
-            ("cluster", &raw.cluster),
-        ];
-        let controlled = texts
-            .iter()
-            .find(|(_, v)| v.bytes().any(is_control_byte) && v.chars().any(char::is_control))
-            .map(|(field, _)| (*field).to_string())
-            .or_else(|| {
-                raw.labels
-                    .iter()
-                    .find(|(k, v)| k.chars().chain(v.chars()).any(char::is_control))
-                    .map(|(k, _)| format!("label {k:?}"))
-            });
-        if let Some(field) = controlled {
-            return Err(invalid(format!(
-                "{field} holds a control character: remove it (such text could rewrite the terminal it is printed to)"
-            )));
-        }
+    /// Adds an instance that passed [`check`]: its `fields` (id, app, account, region, zone,
+    /// stack, detail, cluster), its labels (sorted here in place), its id made and hashed.
+    /// Fails only past 4,294,967,294 instances.
+    #[allow(clippy::too_many_arguments)]
+    fn accept(
+        &mut self,
+        fields: [&str; 8],
+        labels: &mut [(&str, &str)],
+        id: Name,
+        id_hash: u64,
+        line: usize,
+        position: usize,
+    ) -> Result<(), InventoryError> {
+        let [_, app, account, region, zone, stack, detail, cluster] = fields;
         let count = u32::try_from(self.instances.len())
             .ok()
             .filter(|n| *n < u32::MAX);
         let Some(index) = count else {
-            return Err(invalid(
-                "the inventory has more than 4,294,967,294 instances: split it".into(),
-            ));
+            return Err(InventoryError::Invalid {
+                path: self.path.to_path_buf(),
+                line,
+                position,
+                id: id.to_string(),
+                message: "the inventory has more than 4,294,967,294 instances: split it".into(),
+            });
         };
-        self.ids.push((
-            self.hasher.hash_one(raw.id.as_ref()),
-            index,
-            u32::try_from(line).unwrap_or(u32::MAX),
-        ));
-        let (stack, detail, cluster) = if raw.cluster.is_empty() {
+        self.ids
+            .push((id_hash, index, u32::try_from(line).unwrap_or(u32::MAX)));
+        let (stack, detail, cluster) = if cluster.is_empty() {
             let mut joined = std::mem::take(&mut self.scratch);
-            ClusterName::join_into(&mut joined, &raw.app, &raw.stack, &raw.detail);
+            ClusterName::join_into(&mut joined, app, stack, detail);
             let parts = (
-                self.field(STACK, &raw.stack),
-                self.field(DETAIL, &raw.detail),
+                self.field(STACK, stack),
+                self.field(DETAIL, detail),
                 self.field(CLUSTER, &joined),
             );
             self.scratch = joined;
             parts
-        } else if raw.stack.is_empty() && raw.detail.is_empty() {
-            let parsed = ClusterName::parse(&raw.cluster);
+        } else if stack.is_empty() && detail.is_empty() {
+            let parsed = ClusterName::parse(cluster);
             (
                 self.field(STACK, &parsed.stack),
                 self.field(DETAIL, &parsed.detail),
-                self.field(CLUSTER, &raw.cluster),
+                self.field(CLUSTER, cluster),
             )
         } else {
             (
-                self.field(STACK, &raw.stack),
-                self.field(DETAIL, &raw.detail),
-                self.field(CLUSTER, &raw.cluster),
+                self.field(STACK, stack),
+                self.field(DETAIL, detail),
+                self.field(CLUSTER, cluster),
             )
         };
         let instance = Instance {
-            id: Name::from(raw.id.as_ref()),
-            app: self.field(APP, &raw.app),
-            account: self.field(ACCOUNT, &raw.account),
-            region: self.field(REGION, &raw.region),
-            zone: self.field(ZONE, &raw.zone),
+            id,
+            app: self.field(APP, app),
+            account: self.field(ACCOUNT, account),
+            region: self.field(REGION, region),
+            zone: self.field(ZONE, zone),
             stack,
             detail,
             cluster,
-            labels: self.labels(&raw.labels),
+            labels: self.labels(labels),
         };
         self.instances.push(instance);
         Ok(())
@@ -363,9 +357,108 @@ impl<'p> Loader<'p> {
     }
 }
 
+/// The seed of the id hashes (any fixed value: the hashes only find repeats within a file).
+const ID_HASH_SEED: u64 = 0x5349_4d49_414e;
+
+/// The hash [`Loader::finish`] finds repeated ids by.
+fn id_hash(id: &str) -> u64 {
+    foldhash::fast::FixedState::with_seed(ID_HASH_SEED).hash_one(id)
+}
+
+impl<'a> Raw<'a> {
+    /// id, app, account, region, zone, stack, detail, cluster.
+    fn fields(&self) -> [&str; 8] {
+        [
+            &self.id,
+            &self.app,
+            &self.account,
+            &self.region,
+            &self.zone,
+            &self.stack,
+            &self.detail,
+            &self.cluster,
+        ]
+    }
+
+    fn label_pairs(&self) -> Vec<(&str, &str)> {
+        self.labels
+            .iter()
+            .map(|(k, v)| (k.as_ref(), v.as_ref()))
+            .collect()
+    }
+}
+
+const FIELD_NAMES: [&str; 8] = [
+    "id", "app", "account", "region", "zone", "stack", "detail", "cluster",
+];
+
+/// What is wrong with one instance as written, if anything: a blank required value, or a
+/// control character anywhere. `maybe_control` false skips the second check, for a caller
+/// that knows the text holds no byte that can start a control character.
+fn check<'s>(
+    fields: [&str; 8],
+    mut labels: impl Iterator<Item = (&'s str, &'s str)>,
+    maybe_control: bool,
+) -> Result<(), String> {
+    for (field, value) in FIELD_NAMES.iter().zip(fields).take(4) {
+        let starts_visible = value
+            .as_bytes()
+            .first()
+            .is_some_and(|b| b.is_ascii_graphic());
+        if !starts_visible && value.trim().is_empty() {
+            return Err(format!(
+                "{field} is empty or blank: every instance needs a non-empty {field}"
+            ));
+        }
+    }
+    if !maybe_control {
+        return Ok(());
+    }
+    let has_control = |v: &str| v.bytes().any(is_control_byte) && v.chars().any(char::is_control);
+    let controlled = FIELD_NAMES
+        .iter()
+        .zip(fields)
+        .find(|(_, v)| has_control(v))
+        .map(|(field, _)| (*field).to_string())
+        .or_else(|| {
+            labels
+                .find(|(k, v)| has_control(k) || has_control(v))
+                .map(|(k, _)| format!("label {k:?}"))
+        });
+    match controlled {
+        Some(field) => Err(format!(
+            "{field} holds a control character: remove it (such text could rewrite the terminal it is printed to)"
+        )),
+        None => Ok(()),
+    }
+}
+
+/// A hash of label pairs sorted by key, the same whether they are read from a file or held in
+/// a [`Labels`].
+fn label_hash<'s>(
+    state: &foldhash::fast::FixedState,
+    pairs: impl Iterator<Item = (&'s str, &'s str)>,
+) -> u64 {
+    use std::hash::Hasher as _;
+    let mut h = state.build_hasher();
+    for (k, v) in pairs {
+        h.write(k.as_bytes());
+        h.write_u8(0xff);
+        h.write(v.as_bytes());
+        h.write_u8(0xff);
+    }
+    h.finish()
+}
+
 /// Bytes that can start a control character in UTF-8: C0, DEL, and the lead byte of C1.
 fn is_control_byte(b: u8) -> bool {
     b < 0x20 || b == 0x7f || b == 0xc2
+}
+
+/// False when `text`, which holds no C0 byte (the fast path refuses them), cannot hold a
+/// control character: no DEL, and no lead byte of a C1 character. One vectorised search.
+fn may_hold_control(text: &str) -> bool {
+    memchr::memchr2(0x7f, 0xc2, text.as_bytes()).is_some()
 }
 
 /// Reads and validates an inventory file.
@@ -387,8 +480,20 @@ pub fn load(path: &Path) -> Result<Vec<Instance>, InventoryError> {
             }),
             message: e.message().trim().to_string(),
         })?;
-        for (n, raw) in file.instances.into_iter().enumerate() {
-            loader.accept(raw, 0, n + 1)?;
+        for (n, raw) in file.instances.iter().enumerate() {
+            let fields = raw.fields();
+            let mut labels = raw.label_pairs();
+            check(fields, labels.iter().copied(), true).map_err(|message| {
+                InventoryError::Invalid {
+                    path: path.to_path_buf(),
+                    line: 0,
+                    position: n + 1,
+                    id: raw.id.to_string(),
+                    message,
+                }
+            })?;
+            let id = Name::from(fields[0]);
+            loader.accept(fields, &mut labels, id, id_hash(fields[0]), 0, n + 1)?;
         }
     } else {
         let file = std::fs::File::open(path).map_err(|e| read_error(&e))?;

@@ -39,14 +39,15 @@ pub trait Sink {
     type Error;
 
     /// Reads the element at the start of `rest` if it can do so cheaply, returning how many
-    /// bytes it took; `None` leaves it to [`element`](Sink::element). `rest` may end before
-    /// the element does (at the end of a block): then the answer must be `None`.
+    /// bytes it took and how many line breaks they hold; `None` leaves it to
+    /// [`element`](Sink::element). `rest` may end before the element does (at the end of a
+    /// block): then the answer must be `None`.
     fn quick(
         &mut self,
         rest: &[u8],
         line: usize,
         position: usize,
-    ) -> Option<Result<usize, Self::Error>>;
+    ) -> Option<Result<(usize, usize), Self::Error>>;
 
     /// Takes the element's complete bytes.
     fn element(&mut self, bytes: &[u8], line: usize, position: usize) -> Result<(), Self::Error>;
@@ -59,7 +60,7 @@ struct Whole<F>(F);
 #[cfg(test)]
 impl<E, F: FnMut(&[u8], usize, usize) -> Result<(), E>> Sink for Whole<F> {
     type Error = E;
-    fn quick(&mut self, _: &[u8], _: usize, _: usize) -> Option<Result<usize, E>> {
+    fn quick(&mut self, _: &[u8], _: usize, _: usize) -> Option<Result<(usize, usize), E>> {
         None
     }
     fn element(&mut self, bytes: &[u8], line: usize, position: usize) -> Result<(), E> {
@@ -237,8 +238,8 @@ impl<R: Read> Scanner<R> {
             position += 1;
             let rest = &self.buf[self.pos..];
             match sink.quick(rest, line, position) {
-                Some(Ok(used)) => {
-                    self.line += memchr::memchr_iter(b'\n', &rest[..used]).count();
+                Some(Ok((used, lines))) => {
+                    self.line += lines;
                     self.pos += used;
                 }
                 Some(Err(e)) => return Err(Stop::Element(e)),
