@@ -11,6 +11,10 @@ need=()
 command -v gcc >/dev/null || need+=(build-essential)
 command -v python3 >/dev/null || need+=(python3 python3-pip)
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
+# The Docker tests build their images FROM scratch around a statically linked busybox.
+if ! [ -x /bin/busybox ] || ldd /bin/busybox >/dev/null 2>&1; then
+    need+=(busybox-static)
+fi
 if ((${#need[@]})); then
     echo "== installing ${need[*]} (Debian packages)"
     apt-get update -qq
@@ -20,6 +24,12 @@ fi
 if ! python3 -c "import toxiproxy, pytest, requests" 2>/dev/null; then
     echo "== installing the Python packages (the real Toxiproxy client for the conformance suite)"
     python3 -m pip install --quiet --disable-pip-version-check toxiproxy-python pytest requests future
+fi
+
+echo "== Docker engine"
+if ! docker info --format '{{.ServerVersion}}' 2>/dev/null; then
+    echo "error: no Docker engine answers (docker info failed): start it (systemctl start docker) and run again" >&2
+    exit 1
 fi
 
 echo "== PostgreSQL (a private server on 127.0.0.1)"

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use simian_core::{Clock, LogNotifier, Provider, Store, StoreError};
 use simian_monkey::{Engine, Policy, PolicySource};
-use simian_providers::{ProcessProvider, StaticProvider};
+use simian_providers::{DockerProvider, ProcessProvider, StaticProvider};
 
 use crate::config::{self, ConfigError, ProviderSettings, Settings};
 
@@ -16,6 +16,13 @@ pub fn providers(settings: &Settings) -> Result<BTreeMap<String, Arc<dyn Provide
     for (name, p) in &settings.providers {
         let provider: Arc<dyn Provider> = match p {
             ProviderSettings::Process(c) => Arc::new(ProcessProvider::new(name.clone(), c.clone())),
+            ProviderSettings::Docker(c) => Arc::new(
+                DockerProvider::new(name.clone(), c.clone()).map_err(|e| ConfigError {
+                    location: settings.path.display().to_string(),
+                    message: format!("[providers.{name}]: {e}"),
+                    hint: None,
+                })?,
+            ),
             ProviderSettings::Static { path } => Arc::new(
                 StaticProvider::open(name.clone(), path.clone()).map_err(|e| ConfigError {
                     location: settings.path.display().to_string(),

@@ -312,7 +312,7 @@ fn config_check_warns_when_no_app_is_configured() {
 fn unknown_provider_kinds_list_only_what_this_build_has() {
     let s = Sandbox::new();
     for (kind, says) in [
-        ("docker", "not available in this build yet"),
+        ("aws", "not available in this build yet"),
         ("dokcer", "unknown kind"),
     ] {
         s.write(
@@ -327,8 +327,11 @@ fn unknown_provider_kinds_list_only_what_this_build_has() {
             .find(|l| l.contains("hint:"))
             .unwrap_or_default();
         assert!(err.contains(says), "{err}");
-        assert!(hint.contains("process") && hint.contains("static"), "{err}");
-        for planned in ["docker", "aws", "kubernetes"] {
+        assert!(
+            hint.contains("process") && hint.contains("static") && hint.contains("docker"),
+            "{err}"
+        );
+        for planned in ["aws", "kubernetes"] {
             assert!(!hint.contains(planned), "{err}");
         }
     }
@@ -358,4 +361,85 @@ fn a_slow_reader_still_gets_everything() {
     assert!(began.elapsed() < Duration::from_secs(10));
     assert_eq!(child.wait().unwrap().code(), Some(0));
     assert!(lines > 10, "{lines}");
+}
+
+/// Every docker setting is checked where it is written, with the fix.
+#[test]
+fn docker_provider_settings_are_validated() {
+    let s = Sandbox::new();
+    let base = "[store]\nurl = \"sqlite://simian.db\"\n\n[providers.c]\nkind = \"docker\"\n";
+    for (extra, says, hint) in [
+        ("action = \"explode\"\n", "unknown action", "stop"),
+        (
+            "action = \"pause\"\n",
+            "not available in this build yet",
+            "restart",
+        ),
+        (
+            "signal = \"SIGKILL\"\n",
+            "signal is a setting of action = \"kill\"",
+            "remove signal",
+        ),
+        (
+            "action = \"kill\"\nsignal = \"9000\"\n",
+            "not a signal",
+            "SIGKILL",
+        ),
+        (
+            "action = \"kill\"\nsignal = \"sig kill\"\n",
+            "not a signal",
+            "SIGKILL",
+        ),
+        (
+            "host = \"/var/run/docker.sock\"\n",
+            "not a Docker engine address",
+            "unix:///",
+        ),
+        ("pause_for = \"5m\"\n", "pause_for", "remove pause_for"),
+        (
+            "path = \"x.json\"\n",
+            "path is a setting of kind = \"static\"",
+            "remove path",
+        ),
+        ("grace_period = \"soon\"\n", "grace_period", ""),
+    ] {
+        s.write("simian.toml", &format!("{base}{extra}"));
+        let out = s.run(&["config", "check", "--offline"]);
+        out.expect(2);
+        let err = out.stderr();
+        assert!(
+            err.contains("simian.toml:") && err.contains(says) && err.contains(hint),
+            "{extra}: {err}"
+        );
+    }
+    s.write(
+        "simian.toml",
+        &format!(
+            "{base}action = \"kill\"\nsignal = \"SIGINT\"\nselector = {{ team = \"core\" }}\n"
+        ),
+    );
+    let out = s.run(&["config", "check", "--offline", "--json"]);
+    out.expect(0);
+    let c = &out.json()["providers"]["c"];
+    assert_eq!(
+        (
+            c["kind"].as_str(),
+            c["action"].as_str(),
+            c["signal"].as_str()
+        ),
+        (Some("docker"), Some("kill"), Some("SIGINT"))
+    );
+    // For other kinds, docker's keys are errors.
+    s.write(
+        "simian.toml",
+        "[store]\nurl = \"sqlite://simian.db\"\n\n[providers.p]\nkind = \"process\"\naction = \"kill\"\n",
+    );
+    let out = s.run(&["config", "check", "--offline"]);
+    out.expect(2);
+    assert!(
+        out.stderr()
+            .contains("action is a setting of kind = \"docker\""),
+        "{}",
+        out.stderr()
+    );
 }

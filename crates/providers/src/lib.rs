@@ -8,6 +8,8 @@
 //!   default: no setup, real kills (SIGTERM, a grace period, then SIGKILL).
 //! * [`inventory`]: a static JSON or TOML inventory, for planning and simulation at any scale;
 //!   a kill there is recorded and removes nothing real.
+//! * [`docker`]: containers labelled `simian.app` on a Docker engine, stopped, killed or
+//!   restarted through the Engine API, each outcome verified.
 //!
 //! ```no_run
 //! use simian_core::Provider;
@@ -19,8 +21,10 @@
 //! }
 //! ```
 
+pub mod docker;
 pub mod inventory;
 pub mod process;
 
+pub use docker::{DockerAction, DockerConfig, DockerProvider};
 pub use inventory::{InventoryError, StaticProvider};
 pub use process::{ProcessConfig, ProcessProvider};

@@ -9,6 +9,8 @@
 //! PostgreSQL tests connect to the server named by `SIMIAN_TEST_POSTGRES_URL`; each takes a
 //! brand-new database there, so tests never see each other's rows.
 
+pub mod docker;
+
 /// The test PostgreSQL server's URL.
 ///
 /// # Panics

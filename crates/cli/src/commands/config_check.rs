@@ -99,6 +99,27 @@ pub fn run(g: &Global, a: CheckArgs) -> anyhow::Result<u8> {
                     }
                 ),
             ],
+            ProviderSettings::Docker(c) => vec![
+                name.clone(),
+                "docker".into(),
+                format!(
+                    "{} ({}), grace_period {:?}, host {}{}",
+                    c.action.as_str(),
+                    match &c.action {
+                        simian_providers::DockerAction::Kill { signal } => signal.as_str(),
+                        _ => "SIGTERM, then SIGKILL",
+                    },
+                    c.grace_period,
+                    c.host
+                        .as_deref()
+                        .unwrap_or("$DOCKER_HOST or the local socket"),
+                    if c.selector.is_empty() {
+                        String::new()
+                    } else {
+                        format!(", selector {:?}", c.selector)
+                    }
+                ),
+            ],
             ProviderSettings::Static { path } => {
                 vec![name.clone(), "static".into(), path.display().to_string()]
             }

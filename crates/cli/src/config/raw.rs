@@ -57,6 +57,10 @@ pub struct RawProvider {
     pub grace_period: Option<Spanned<String>>,
     pub selector: Option<Spanned<BTreeMap<String, String>>>,
     pub path: Option<Spanned<String>>,
+    pub host: Option<Spanned<String>>,
+    pub action: Option<Spanned<String>>,
+    pub signal: Option<Spanned<String>>,
+    pub pause_for: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]

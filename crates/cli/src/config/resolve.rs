@@ -9,7 +9,7 @@ use jiff::tz::TimeZone;
 use serde::Serialize;
 use simian_core::Grouping;
 use simian_monkey::{AppPolicy, Calendar, Exception, Policy};
-use simian_providers::ProcessConfig;
+use simian_providers::{DockerAction, DockerConfig, ProcessConfig};
 use toml::Spanned;
 
 use super::ConfigError;
@@ -64,6 +64,8 @@ pub enum ProviderSettings {
         /// Resolved inventory path.
         path: PathBuf,
     },
+    /// `kind = "docker"`.
+    Docker(DockerConfig),
 }
 
 mod secs {
@@ -76,9 +78,9 @@ mod secs {
 }
 
 /// The provider kinds this build can run.
-const KINDS: [&str; 2] = ["process", "static"];
+const KINDS: [&str; 3] = ["process", "static", "docker"];
 /// Kinds the product names that this build does not have yet.
-const PLANNED_KINDS: [&str; 3] = ["docker", "aws", "kubernetes"];
+const PLANNED_KINDS: [&str; 2] = ["aws", "kubernetes"];
 const DAY_NAMES: [(&str, Weekday); 7] = [
     ("mon", Weekday::Monday),
     ("tue", Weekday::Tuesday),
@@ -384,7 +386,24 @@ fn provider(
             None => Ok(()),
         }
     };
+    let span = |v: &Option<Spanned<String>>| v.as_ref().map(|s| s.span());
+    if kind != "docker" {
+        only("host", span(&raw.host), "docker")?;
+        only("action", span(&raw.action), "docker")?;
+        only("signal", span(&raw.signal), "docker")?;
+        only("pause_for", span(&raw.pause_for), "docker")?;
+    }
+    let selector = |raw: &RawProvider| -> BTreeMap<String, String> {
+        raw.selector
+            .as_ref()
+            .map(|s| s.get_ref().clone())
+            .unwrap_or_default()
+    };
     match kind {
+        "docker" => {
+            only("path", span(&raw.path), "static")?;
+            docker(ctx, &section, raw, selector(raw)).map(ProviderSettings::Docker)
+        }
         "process" => {
             only("path", raw.path.as_ref().map(|s| s.span()), "static")?;
             let mut config = ProcessConfig::default();
@@ -404,12 +423,12 @@ fn provider(
             only(
                 "grace_period",
                 raw.grace_period.as_ref().map(|s| s.span()),
-                "process",
+                "process\" or kind = \"docker",
             )?;
             only(
                 "selector",
                 raw.selector.as_ref().map(|s| s.span()),
-                "process",
+                "process\" or kind = \"docker",
             )?;
             let Some(path) = &raw.path else {
                 return Err(ctx.err(
@@ -433,6 +452,103 @@ fn provider(
             format!("use one of {}", KINDS.join(", ")),
         )),
     }
+}
+
+/// `[providers.NAME]` of kind `docker`.
+fn docker(
+    ctx: &Ctx,
+    section: &str,
+    raw: &RawProvider,
+    selector: BTreeMap<String, String>,
+) -> Result<DockerConfig, ConfigError> {
+    let mut config = DockerConfig {
+        selector,
+        ..DockerConfig::default()
+    };
+    if let Some(host) = &raw.host {
+        let h = host.get_ref();
+        if !(h.starts_with("unix:///") || h.starts_with("tcp://") || h.starts_with("http://")) {
+            return Err(ctx.err(
+                host,
+                format!("{section}: host {h:?} is not a Docker engine address"),
+                "use unix:///var/run/docker.sock or tcp://HOST:2375, or leave host out ($DOCKER_HOST, else the local socket)",
+            ));
+        }
+        config.host = Some(h.clone());
+    }
+    if let Some(g) = &raw.grace_period {
+        config.grace_period = duration(ctx, g, &format!("{section} grace_period"))?;
+    }
+    let action = raw.action.as_ref().map_or("stop", |a| a.get_ref().as_str());
+    config.action = match action {
+        "stop" => DockerAction::Stop,
+        "restart" => DockerAction::Restart,
+        "kill" => {
+            let signal = raw
+                .signal
+                .as_ref()
+                .map_or("SIGKILL", |s| s.get_ref().as_str());
+            if !is_signal(signal) {
+                let spanned = raw.signal.as_ref().unwrap_or(&raw.kind);
+                return Err(ctx.err(
+                    spanned,
+                    format!("{section}: signal {signal:?} is not a signal"),
+                    "use a name such as SIGKILL, SIGTERM or SIGINT, or a number from 1 to 64",
+                ));
+            }
+            DockerAction::Kill {
+                signal: signal.to_string(),
+            }
+        }
+        "pause" => {
+            let spanned = raw.action.as_ref().unwrap_or(&raw.kind);
+            return Err(ctx.err(
+                spanned,
+                format!("{section}: action = \"pause\" is not available in this build yet"),
+                "use action = \"stop\", \"kill\" or \"restart\"",
+            ));
+        }
+        other => {
+            let spanned = raw.action.as_ref().unwrap_or(&raw.kind);
+            return Err(ctx.err(
+                spanned,
+                format!("{section}: unknown action {other:?}"),
+                "use stop (SIGTERM, the grace period, SIGKILL), kill (one signal) or restart",
+            ));
+        }
+    };
+    if let Some(signal) = &raw.signal
+        && action != "kill"
+    {
+        return Err(ctx.err(
+            signal,
+            format!(
+                "{section}: signal is a setting of action = \"kill\", not of action = \"{action}\""
+            ),
+            "remove signal, or set action = \"kill\"",
+        ));
+    }
+    if let Some(p) = &raw.pause_for {
+        return Err(ctx.err(
+            p,
+            format!("{section}: pause_for is a setting of action = \"pause\", which is not available in this build yet"),
+            "remove pause_for",
+        ));
+    }
+    Ok(config)
+}
+
+/// `SIGKILL`, `KILL` or a number from 1 to 64.
+fn is_signal(s: &str) -> bool {
+    if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) {
+        return s.parse::<u32>().is_ok_and(|n| (1..=64).contains(&n));
+    }
+    let name = s.strip_prefix("SIG").unwrap_or(s);
+    !name.is_empty()
+        && name.len() <= 8
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'+' || b == b'-')
 }
 
 fn duration(ctx: &Ctx, v: &Spanned<String>, key: &str) -> Result<Duration, ConfigError> {
@@ -611,6 +727,17 @@ impl Settings {
                     ProviderSettings::Static { path } => {
                         serde_json::json!({"kind": "static", "path": path})
                     }
+                    ProviderSettings::Docker(c) => serde_json::json!({
+                        "kind": "docker",
+                        "host": c.host,
+                        "action": c.action.as_str(),
+                        "signal": match &c.action {
+                            DockerAction::Kill { signal } => Some(signal.as_str()),
+                            _ => None,
+                        },
+                        "grace_period": format!("{}s", c.grace_period.as_secs_f64()),
+                        "selector": c.selector,
+                    }),
                 };
                 (name.clone(), v)
             })

@@ -1,0 +1,218 @@
+//! The `simian` binary on real containers: `terminate`, the minimum time between kills, and the
+//! daemon on an accelerated clock, with crashes, all through `kind = "docker"`. Containers run
+//! a `FROM scratch` busybox image built by each test and carry a run label unique to it
+//! (`simian_testkit::docker`); the config's selector keeps Simian on them, and everything is
+//! removed when the test ends.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod util;
+
+use std::collections::BTreeSet;
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use jiff::civil::date;
+use rand::{Rng, SeedableRng};
+use simian_core::{EntryStatus, HistoryFilter, TerminationState};
+use simian_testkit::docker::{Lab, RUN_LABEL};
+use util::Sandbox;
+
+/// A sandbox whose config aims at this lab's containers only.
+fn sandbox(lab: &Lab, monkey: &str, app: &str) -> Sandbox {
+    let s = Sandbox::new();
+    s.write(
+        "simian.toml",
+        &format!(
+            "[monkey]\ntime_zone = \"America/Los_Angeles\"\n{monkey}\n\n\
+             [store]\nurl = \"sqlite://simian.db\"\n\n\
+             [providers.containers]\nkind = \"docker\"\ngrace_period = \"1s\"\n\
+             selector = {{ \"{RUN_LABEL}\" = \"{}\" }}\n\n\
+             [[apps]]\nname = \"web\"\nprovider = \"containers\"\n{app}\n",
+            lab.run
+        ),
+    );
+    s
+}
+
+/// `groups` clusters of `per_group` containers of app `web`.
+fn fleet(lab: &mut Lab, groups: usize, per_group: usize) {
+    for g in 0..groups {
+        let detail = format!("c{g}");
+        for _ in 0..per_group {
+            lab.start(&[
+                ("simian.app", "web"),
+                ("simian.stack", "prod"),
+                ("simian.detail", &detail),
+            ]);
+        }
+    }
+}
+
+#[test]
+#[ignore = "needs the Docker engine and busybox-static: scripts/test.sh installs it (then pass --include-ignored)"]
+fn terminate_stops_exactly_one_container_then_the_minimum_time_refuses() {
+    let mut lab = Lab::new("cli-terminate");
+    fleet(&mut lab, 1, 3);
+    let s = sandbox(&lab, "", "mean_time_between_kills = 2");
+    let eligible = s.run(&["eligible", "web", "--json"]).json();
+    assert_eq!(eligible.as_array().unwrap().len(), 3, "{eligible}");
+
+    let out = s.run(&["terminate", "web", "--no-dry-run", "--json"]);
+    out.expect(0);
+    let t = out.json();
+    assert_eq!(t["termination"]["state"], "killed", "{t}");
+    let victim = t["termination"]["instance_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let running = lab.running_ids();
+    assert_eq!(running.len(), 2, "exactly one container stopped");
+    assert!(!running.contains(&victim), "the recorded one");
+
+    let again = s.run(&["terminate", "web", "--no-dry-run", "--json"]);
+    again.expect(3);
+    assert_eq!(again.json()["refusal"]["check"], "min_time_between_kills");
+    assert_eq!(lab.running_ids().len(), 2, "nothing else was touched");
+}
+
+struct Daemon(Child);
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn start(s: &Sandbox, args: &[&str]) -> Daemon {
+    let mut cmd = s.command(&[&["monkey"], args].concat());
+    cmd.stdout(Stdio::null()).stderr(Stdio::null());
+    Daemon(cmd.spawn().unwrap())
+}
+
+fn signal(d: &Daemon, sig: rustix::process::Signal) {
+    let pid = rustix::process::Pid::from_raw(d.0.id() as i32).unwrap();
+    rustix::process::kill_process(pid, sig).unwrap();
+}
+
+/// Monday 2 March 2026, 08:58 in Los Angeles, one simulated hour per real second: the
+/// window (09:00 to 15:00) passes in about 6 s.
+fn clock() -> Vec<String> {
+    let anchor = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    [
+        "--clock-start",
+        "2026-03-02T16:58:00Z",
+        "--clock-speed",
+        "3600",
+        "--clock-anchor",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .chain([format!("{anchor}")])
+    .collect()
+}
+
+/// Runs the daemon over the day's window, killing it with SIGKILL `crashes` times at random
+/// moments first when asked, then checks the day: every planned kill fired once, each one
+/// stopped exactly one container of its group, and nothing else.
+fn day_on_containers(tag: &str, crash: bool) {
+    let groups = 4;
+    let mut lab = Lab::new(tag);
+    fleet(&mut lab, groups, 2);
+    let s = sandbox(
+        &lab,
+        "dry_run = false\nseed = 3",
+        "mean_time_between_kills = 1\nmin_time_between_kills = 1",
+    );
+    let clock = clock();
+    let clock: Vec<&str> = clock.iter().map(String::as_str).collect();
+    let began = Instant::now();
+    let mut crashes = 0;
+    if crash {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(17);
+        while began.elapsed() < Duration::from_millis(6300) {
+            let d = start(&s, &clock);
+            std::thread::sleep(Duration::from_millis(rng.random_range(150..700)));
+            signal(&d, rustix::process::Signal::KILL);
+            crashes += 1;
+        }
+    }
+    // A (last) run past the window's end and the kills' grace periods, stopped cleanly.
+    let mut d = start(&s, &clock);
+    let until = Duration::from_millis(if crash { 9000 } else { 8500 });
+    std::thread::sleep(until.saturating_sub(began.elapsed()));
+    signal(&d, rustix::process::Signal::TERM);
+    assert!(
+        d.0.wait().unwrap().success(),
+        "SIGTERM stops the daemon cleanly"
+    );
+    if crash {
+        assert!(crashes >= 6, "{crashes} crashes");
+    }
+
+    let store = simian_store::open("sqlite://simian.db", s.path()).unwrap();
+    let schedule = store.schedule(date(2026, 3, 2)).unwrap().unwrap();
+    assert_eq!(
+        schedule.entries.len(),
+        groups,
+        "μ = 1 plans a kill in every group"
+    );
+    assert!(
+        schedule
+            .entries
+            .iter()
+            .all(|e| e.status == EntryStatus::Fired),
+        "{:?}",
+        schedule.entries
+    );
+    let kills = store.terminations(&HistoryFilter::default()).unwrap();
+    assert_eq!(
+        kills.len(),
+        groups,
+        "one termination per planned kill: {kills:#?}"
+    );
+    assert!(store.unfinished().unwrap().is_empty());
+    let clusters: BTreeSet<&str> = kills.iter().map(|k| k.cluster.as_str()).collect();
+    assert_eq!(clusters.len(), groups, "one kill per group");
+    for k in &kills {
+        assert!(
+            matches!(
+                k.state,
+                TerminationState::Killed | TerminationState::AlreadyGone
+            ),
+            "{k:?}"
+        );
+        assert!(!k.dry_run);
+    }
+    if !crash {
+        assert!(
+            kills.iter().all(|k| k.state == TerminationState::Killed),
+            "{kills:#?}"
+        );
+    }
+    let running = lab.running_ids();
+    assert_eq!(
+        running.len(),
+        groups,
+        "each kill stopped exactly one container"
+    );
+    for k in &kills {
+        assert!(!running.contains(&k.instance_id), "{k:?} still runs");
+    }
+}
+
+#[test]
+#[ignore = "needs the Docker engine and busybox-static: scripts/test.sh installs it (then pass --include-ignored)"]
+fn the_daemon_kills_containers_on_schedule() {
+    day_on_containers("cli-daemon", false);
+}
+
+#[test]
+#[ignore = "needs the Docker engine and busybox-static: scripts/test.sh installs it (then pass --include-ignored)"]
+fn sigkill_and_restart_lose_nothing_and_repeat_nothing_on_containers() {
+    day_on_containers("cli-crash", true);
+}

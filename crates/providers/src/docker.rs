@@ -1,0 +1,709 @@
+//! Docker containers as instances, through the Docker Engine API.
+//!
+//! A running container is an instance only when it carries the label `simian.app`: nothing is
+//! ever selected by name or image. `simian.stack`, `simian.detail`, `simian.cluster`,
+//! `simian.account` (default `local`), `simian.region` (default `local`) and `simian.zone`
+//! describe it, as the process provider's environment variables do; every other label is an
+//! instance label. A container of a Compose service without `simian.cluster`, `simian.stack`
+//! or `simian.detail` is in cluster `project-service`. The instance id is the full container
+//! id, so a container recreated under the same name is never mistaken for the one drawn.
+//!
+//! Listing is one API call, however many containers run. Termination re-reads the container
+//! (still running, still the same app, still matching the selector), acts (`stop`: SIGTERM,
+//! the grace period, SIGKILL; `kill`: one signal; `restart`), and verifies the outcome by
+//! inspecting it again. A container that no longer exists or no longer runs is already gone.
+//! The container Simian itself runs in is never touched.
+//!
+//! The [`Provider`] seam is synchronous (the engine and the daemon run kills on threads), so
+//! this provider owns a small tokio runtime and blocks on it. It connects on first use, not
+//! when built, and never keeps a failed connection: a stopped engine is an error each time it
+//! is asked, with the socket named, and works again once the engine is back.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use bollard::Docker;
+use bollard::query_parameters::{
+    InspectContainerOptions, KillContainerOptions, ListContainersOptions, RestartContainerOptions,
+    StopContainerOptions,
+};
+use simian_core::{Instance, KillOutcome, Labels, Name, Provider, ProviderError};
+
+/// The labels Simian reads.
+pub mod label {
+    /// Required: the app (opts the container in).
+    pub const APP: &str = "simian.app";
+    /// The stack.
+    pub const STACK: &str = "simian.stack";
+    /// The detail.
+    pub const DETAIL: &str = "simian.detail";
+    /// An explicit cluster name.
+    pub const CLUSTER: &str = "simian.cluster";
+    /// The account (default `local`).
+    pub const ACCOUNT: &str = "simian.account";
+    /// The region (default `local`).
+    pub const REGION: &str = "simian.region";
+    /// The zone.
+    pub const ZONE: &str = "simian.zone";
+    /// Compose's project label.
+    pub const COMPOSE_PROJECT: &str = "com.docker.compose.project";
+    /// Compose's service label.
+    pub const COMPOSE_SERVICE: &str = "com.docker.compose.service";
+}
+
+/// What a kill does to a container.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DockerAction {
+    /// SIGTERM (or the image's stop signal), the grace period, then SIGKILL.
+    Stop,
+    /// One signal, then wait for the container to exit.
+    Kill {
+        /// For example `SIGKILL`.
+        signal: String,
+    },
+    /// Stop, then start again.
+    Restart,
+}
+
+impl DockerAction {
+    /// The config spelling.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            DockerAction::Stop => "stop",
+            DockerAction::Kill { .. } => "kill",
+            DockerAction::Restart => "restart",
+        }
+    }
+}
+
+/// Settings of a Docker provider.
+#[derive(Clone, Debug)]
+pub struct DockerConfig {
+    /// `unix:///path`, `tcp://host:port` or `http://host:port`; `None`: `$DOCKER_HOST`, else
+    /// `unix:///var/run/docker.sock`.
+    pub host: Option<String>,
+    /// What a kill does.
+    pub action: DockerAction,
+    /// Time between SIGTERM and SIGKILL (`stop`, `restart`).
+    pub grace_period: Duration,
+    /// How long to wait for a killed container to exit before reporting failure.
+    pub kill_timeout: Duration,
+    /// Only containers carrying all these labels are instances.
+    pub selector: BTreeMap<String, String>,
+}
+
+impl Default for DockerConfig {
+    fn default() -> Self {
+        DockerConfig {
+            host: None,
+            action: DockerAction::Stop,
+            grace_period: Duration::from_secs(10),
+            kill_timeout: Duration::from_secs(10),
+            selector: BTreeMap::new(),
+        }
+    }
+}
+
+/// The oldest Engine API this provider speaks (Docker 1.13).
+const MIN_API: (u32, u32) = (1, 25);
+
+/// The engine's address when nothing is configured.
+const DEFAULT_HOST: &str = "unix:///var/run/docker.sock";
+
+/// Containers on a Docker engine.
+pub struct DockerProvider {
+    name: String,
+    config: DockerConfig,
+    host: String,
+    runtime: tokio::runtime::Runtime,
+    client: Mutex<Option<Docker>>,
+    own_container: Option<String>,
+}
+
+impl std::fmt::Debug for DockerProvider {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DockerProvider")
+            .field("name", &self.name)
+            .field("host", &self.host)
+            .field("config", &self.config)
+            .finish()
+    }
+}
+
+impl DockerProvider {
+    /// A provider named `name`; nothing is contacted until it is used.
+    pub fn new(name: impl Into<String>, config: DockerConfig) -> Result<DockerProvider, String> {
+        let host = config
+            .host
+            .clone()
+            .or_else(|| std::env::var("DOCKER_HOST").ok().filter(|h| !h.is_empty()))
+            .unwrap_or_else(|| DEFAULT_HOST.to_string());
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("docker-provider")
+            .enable_all()
+            .build()
+            .map_err(|e| format!("cannot start the Docker client's runtime: {e}"))?;
+        let own_container = std::fs::read_to_string("/proc/self/mountinfo")
+            .ok()
+            .and_then(|text| own_container_id(&text))
+            .or_else(|| {
+                std::fs::read_to_string("/proc/self/cgroup")
+                    .ok()
+                    .and_then(|text| own_container_id(&text))
+            });
+        Ok(DockerProvider {
+            name: name.into(),
+            config,
+            host,
+            runtime,
+            client: Mutex::new(None),
+            own_container,
+        })
+    }
+
+    /// Treats `id` as the container Simian runs in (tests; detection is automatic).
+    pub fn with_own_container(mut self, id: impl Into<String>) -> DockerProvider {
+        self.own_container = Some(id.into());
+        self
+    }
+
+    /// The engine address used.
+    pub fn host(&self) -> &str {
+        &self.host
+    }
+
+    fn inventory_error(&self, message: String) -> ProviderError {
+        ProviderError::Inventory {
+            provider: self.name.clone(),
+            message,
+        }
+    }
+
+    /// The connected client, connecting (and agreeing on an API version) on first use.
+    fn client(&self) -> Result<Docker, String> {
+        let mut cached = self.client.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(client) = cached.as_ref() {
+            return Ok(client.clone());
+        }
+        let host = self.host.as_str();
+        let connected = if let Some(path) = host.strip_prefix("unix://") {
+            Docker::connect_with_unix(path, 120, bollard::API_DEFAULT_VERSION)
+        } else if host.starts_with("tcp://") || host.starts_with("http://") {
+            Docker::connect_with_http(
+                &host.replacen("tcp://", "http://", 1),
+                120,
+                bollard::API_DEFAULT_VERSION,
+            )
+        } else {
+            return Err(format!(
+                "unsupported Docker host {host:?}: use unix:///path/to/docker.sock or tcp://host:port"
+            ));
+        };
+        let client = connected.map_err(|e| connection_error(host, &e))?;
+        let client = self
+            .runtime
+            .block_on(client.negotiate_version())
+            .map_err(|e| connection_error(host, &e))?;
+        let version = self
+            .runtime
+            .block_on(client.version())
+            .map_err(|e| connection_error(host, &e))?;
+        let api = version.api_version.unwrap_or_default();
+        if parse_api(&api).is_none_or(|v| v < MIN_API) {
+            return Err(format!(
+                "the Docker engine at {host} speaks API {api:?}; Simian needs {}.{} or later (Docker 1.13): upgrade the engine",
+                MIN_API.0, MIN_API.1
+            ));
+        }
+        *cached = Some(client.clone());
+        Ok(client)
+    }
+
+    /// Forgets the connection after a failure, so the next call connects again.
+    fn forget(&self) {
+        *self.client.lock().unwrap_or_else(|e| e.into_inner()) = None;
+    }
+
+    fn refused(&self, instance: &Instance, reason: impl Into<String>) -> ProviderError {
+        ProviderError::Refused {
+            provider: self.name.clone(),
+            instance_id: instance.id.to_string(),
+            reason: reason.into(),
+        }
+    }
+
+    fn action_error(&self, instance: &Instance, message: String) -> ProviderError {
+        ProviderError::Action {
+            provider: self.name.clone(),
+            instance_id: instance.id.to_string(),
+            message,
+        }
+    }
+
+    /// The container's state now: `None` when it no longer exists.
+    fn inspect(&self, client: &Docker, id: &str) -> Result<Option<Seen>, bollard::errors::Error> {
+        let response = self
+            .runtime
+            .block_on(client.inspect_container(id, None::<InspectContainerOptions>));
+        match response {
+            Ok(c) => {
+                let state = c.state.unwrap_or_default();
+                Ok(Some(Seen {
+                    running: state.running.unwrap_or(false),
+                    exit_code: state.exit_code,
+                    started_at: state.started_at.unwrap_or_default(),
+                    labels: c.config.and_then(|c| c.labels).unwrap_or_default(),
+                }))
+            }
+            Err(e) if status(&e) == Some(404) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+/// What an inspection found.
+struct Seen {
+    running: bool,
+    exit_code: Option<i64>,
+    started_at: String,
+    labels: HashMap<String, String>,
+}
+
+/// The HTTP status of an engine's answer, if the error is one.
+fn status(e: &bollard::errors::Error) -> Option<u16> {
+    match e {
+        bollard::errors::Error::DockerResponseServerError { status_code, .. } => Some(*status_code),
+        _ => None,
+    }
+}
+
+/// A connection failure said so that the reader knows what to do.
+fn connection_error(host: &str, e: &bollard::errors::Error) -> String {
+    if let bollard::errors::Error::SocketNotFoundError(path) = e {
+        return format!(
+            "no Docker engine at {host}: {path} does not exist; start the engine, or set host in the provider's config (or $DOCKER_HOST)"
+        );
+    }
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = source {
+        if let Some(io) = err.downcast_ref::<std::io::Error>() {
+            match io.kind() {
+                std::io::ErrorKind::PermissionDenied => {
+                    return format!(
+                        "permission denied on the Docker socket {host}: run simian as root or as a member of the docker group (access to the socket is root-equivalent)"
+                    );
+                }
+                std::io::ErrorKind::NotFound => {
+                    return format!(
+                        "no Docker engine at {host}: the socket does not exist; start the engine, or set host in the provider's config (or $DOCKER_HOST)"
+                    );
+                }
+                std::io::ErrorKind::ConnectionRefused => {
+                    return format!(
+                        "no Docker engine answers at {host} (connection refused): start the engine, or check host"
+                    );
+                }
+                _ => {}
+            }
+        }
+        source = err.source();
+    }
+    format!("cannot reach the Docker engine at {host}: {e}")
+}
+
+/// `1.41` as (1, 41).
+fn parse_api(version: &str) -> Option<(u32, u32)> {
+    let (major, minor) = version.split_once('.')?;
+    Some((major.parse().ok()?, minor.parse().ok()?))
+}
+
+/// The id of the container this process runs in, from `/proc/self/mountinfo` (the engine
+/// mounts `/etc/hostname` from `.../containers/<id>/hostname`) or `/proc/self/cgroup`
+/// (`.../docker/<id>` or `docker-<id>.scope`).
+pub fn own_container_id(text: &str) -> Option<String> {
+    let is_id = |s: &str| s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit());
+    for line in text.lines() {
+        for marker in ["/containers/", "/docker/", "docker-"] {
+            let mut rest = line;
+            while let Some(at) = rest.find(marker) {
+                rest = &rest[at + marker.len()..];
+                let candidate: String = rest.chars().take(64).collect();
+                if is_id(&candidate) {
+                    return Some(candidate);
+                }
+            }
+        }
+    }
+    None
+}
+
+/// The instance a container's labels describe: `Ok(None)` when it is not opted in or does
+/// not match `selector`; `Err` names the label that holds a control character.
+pub fn instance_from_labels(
+    id: &str,
+    labels: &HashMap<String, String>,
+    selector: &BTreeMap<String, String>,
+) -> Result<Option<Instance>, String> {
+    let Some(app) = labels.get(label::APP).filter(|a| !a.trim().is_empty()) else {
+        return Ok(None);
+    };
+    if !selector.iter().all(|(k, v)| labels.get(k) == Some(v)) {
+        return Ok(None);
+    }
+    let get = |k: &str| labels.get(k).cloned().unwrap_or_default();
+    let or_local = |k: &str| {
+        labels
+            .get(k)
+            .filter(|v| !v.is_empty())
+            .cloned()
+            .unwrap_or_else(|| "local".into())
+    };
+    let (stack, detail, mut cluster) = (get(label::STACK), get(label::DETAIL), get(label::CLUSTER));
+    if cluster.is_empty()
+        && stack.is_empty()
+        && detail.is_empty()
+        && let (Some(project), Some(service)) = (
+            labels.get(label::COMPOSE_PROJECT),
+            labels.get(label::COMPOSE_SERVICE),
+        )
+    {
+        cluster = format!("{project}-{service}");
+    }
+    let own = [
+        label::APP,
+        label::STACK,
+        label::DETAIL,
+        label::CLUSTER,
+        label::ACCOUNT,
+        label::REGION,
+        label::ZONE,
+    ];
+    let mut instance = Instance {
+        id: Name::from(id),
+        app: Name::from(app.as_str()),
+        account: or_local(label::ACCOUNT).into(),
+        region: or_local(label::REGION).into(),
+        zone: get(label::ZONE).into(),
+        stack: stack.into(),
+        detail: detail.into(),
+        cluster: cluster.into(),
+        labels: labels
+            .iter()
+            .filter(|(k, _)| !own.contains(&k.as_str()))
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect::<Labels>(),
+    };
+    instance.normalize();
+    match instance.field_with_control_character() {
+        Some(field) => Err(field),
+        None => Ok(Some(instance)),
+    }
+}
+
+impl Provider for DockerProvider {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn kind(&self) -> &'static str {
+        "docker"
+    }
+
+    fn instances(&self) -> Result<Vec<Instance>, ProviderError> {
+        let client = self.client().map_err(|e| self.inventory_error(e))?;
+        // One call for every opted-in running container, whatever their number.
+        let options = ListContainersOptions {
+            all: false,
+            filters: Some(HashMap::from([
+                ("label".to_string(), vec![label::APP.to_string()]),
+                ("status".to_string(), vec!["running".to_string()]),
+            ])),
+            ..ListContainersOptions::default()
+        };
+        let listed = self
+            .runtime
+            .block_on(client.list_containers(Some(options)))
+            .map_err(|e| {
+                self.forget();
+                self.inventory_error(connection_error(&self.host, &e))
+            })?;
+        let mut out = Vec::with_capacity(listed.len());
+        for c in listed {
+            let Some(id) = c.id else { continue };
+            if self.own_container.as_deref() == Some(id.as_str()) {
+                continue;
+            }
+            match instance_from_labels(&id, &c.labels.unwrap_or_default(), &self.config.selector) {
+                Ok(Some(instance)) => out.push(instance),
+                Ok(None) => {}
+                Err(field) => tracing::warn!(
+                    provider = %self.name,
+                    container = %id,
+                    field = %field,
+                    "skipping a container whose simian labels hold a control character; fix its labels"
+                ),
+            }
+        }
+        Ok(out)
+    }
+
+    fn terminate(&self, instance: &Instance) -> Result<KillOutcome, ProviderError> {
+        let id = instance.id.as_str();
+        if self.own_container.as_deref() == Some(id) {
+            return Err(self.refused(instance, "it is the container Simian runs in"));
+        }
+        let client = self.client().map_err(|e| self.action_error(instance, e))?;
+        let unreachable = |e: bollard::errors::Error| {
+            self.forget();
+            self.action_error(instance, connection_error(&self.host, &e))
+        };
+        let Some(before) = self.inspect(&client, id).map_err(unreachable)? else {
+            return Ok(KillOutcome::AlreadyGone);
+        };
+        if !before.running {
+            return Ok(KillOutcome::AlreadyGone);
+        }
+        match instance_from_labels(id, &before.labels, &self.config.selector) {
+            Ok(Some(now)) if now.app == instance.app => {}
+            Ok(Some(now)) => {
+                return Err(self.refused(
+                    instance,
+                    format!(
+                        "its {} label now says {:?}, not {:?}",
+                        label::APP,
+                        now.app,
+                        instance.app
+                    ),
+                ));
+            }
+            Ok(None) => {
+                return Err(self.refused(
+                    instance,
+                    format!(
+                        "it no longer carries {} or no longer matches the selector",
+                        label::APP
+                    ),
+                ));
+            }
+            Err(field) => {
+                return Err(
+                    self.refused(instance, format!("its {field} holds a control character"))
+                );
+            }
+        }
+        let started = Instant::now();
+        let grace = i32::try_from(self.config.grace_period.as_secs()).unwrap_or(i32::MAX);
+        let acted = match &self.config.action {
+            DockerAction::Stop => self.runtime.block_on(client.stop_container(
+                id,
+                Some(StopContainerOptions {
+                    t: Some(grace),
+                    signal: None,
+                }),
+            )),
+            DockerAction::Kill { signal } => self.runtime.block_on(client.kill_container(
+                id,
+                Some(KillContainerOptions {
+                    signal: signal.clone(),
+                }),
+            )),
+            DockerAction::Restart => self.runtime.block_on(client.restart_container(
+                id,
+                Some(RestartContainerOptions {
+                    t: Some(grace),
+                    signal: None,
+                }),
+            )),
+        };
+        match acted {
+            Ok(()) => {}
+            // Gone, already stopped (304), or not running any more (409): it died first.
+            Err(e) if matches!(status(&e), Some(404 | 304 | 409)) => {
+                return Ok(KillOutcome::AlreadyGone);
+            }
+            Err(e) => {
+                return Err(self.action_error(
+                    instance,
+                    format!(
+                        "{} failed: {}",
+                        self.config.action.as_str(),
+                        connection_error(&self.host, &e)
+                    ),
+                ));
+            }
+        }
+        self.verify(&client, instance, &before, started)
+    }
+}
+
+impl DockerProvider {
+    /// Inspects the container until the action's outcome shows, or the kill timeout passes.
+    fn verify(
+        &self,
+        client: &Docker,
+        instance: &Instance,
+        before: &Seen,
+        started: Instant,
+    ) -> Result<KillOutcome, ProviderError> {
+        let id = instance.id.as_str();
+        let deadline = Instant::now() + self.config.kill_timeout;
+        let action = self.config.action.as_str();
+        loop {
+            let seen = self.inspect(client, id).map_err(|e| {
+                self.action_error(
+                    instance,
+                    format!("{action} done, but verifying it failed: {e}"),
+                )
+            })?;
+            let elapsed = started.elapsed().as_millis();
+            match (&self.config.action, seen) {
+                (DockerAction::Restart, Some(now))
+                    if now.running && now.started_at != before.started_at =>
+                {
+                    return Ok(KillOutcome::Killed {
+                        detail: format!("restarted; running again after {elapsed} ms"),
+                    });
+                }
+                (DockerAction::Restart, None) => {
+                    return Err(self.action_error(
+                        instance,
+                        "restarted, then removed before it ran again".into(),
+                    ));
+                }
+                (DockerAction::Restart, Some(_)) => {}
+                (_, None) => {
+                    return Ok(KillOutcome::Killed {
+                        detail: format!("{action}: gone (removed) after {elapsed} ms"),
+                    });
+                }
+                (_, Some(now)) if !now.running => {
+                    let code = now
+                        .exit_code
+                        .map_or("unknown".to_string(), |c| c.to_string());
+                    return Ok(KillOutcome::Killed {
+                        detail: format!("{action}: exited with code {code} after {elapsed} ms"),
+                    });
+                }
+                (_, Some(_)) => {}
+            }
+            if Instant::now() >= deadline {
+                return Err(self.action_error(
+                    instance,
+                    format!(
+                        "{action} done, but the container still runs {} ms later",
+                        elapsed
+                    ),
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn labels(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn labels_describe_the_instance() {
+        let none = BTreeMap::new();
+        let i = instance_from_labels(
+            "abc",
+            &labels(&[
+                ("simian.app", "web"),
+                ("simian.stack", "prod"),
+                ("simian.zone", "z1"),
+                ("team", "core"),
+            ]),
+            &none,
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(
+            (
+                i.app.as_str(),
+                i.account.as_str(),
+                i.region.as_str(),
+                i.zone.as_str()
+            ),
+            ("web", "local", "local", "z1")
+        );
+        assert_eq!(i.cluster, "web-prod");
+        assert_eq!(i.labels.get("team").map(Name::as_str), Some("core"));
+        assert!(
+            !i.labels.contains_key("simian.app"),
+            "simian labels are fields"
+        );
+        assert_eq!(
+            instance_from_labels("x", &labels(&[("team", "core")]), &none),
+            Ok(None)
+        );
+        let selector = BTreeMap::from([("team".to_string(), "data".to_string())]);
+        assert_eq!(
+            instance_from_labels(
+                "x",
+                &labels(&[("simian.app", "web"), ("team", "core")]),
+                &selector
+            ),
+            Ok(None)
+        );
+        assert_eq!(
+            instance_from_labels("x", &labels(&[("simian.app", "web\u{1b}[2J")]), &none),
+            Err("app".to_string())
+        );
+    }
+
+    #[test]
+    fn compose_services_name_the_cluster_unless_simian_labels_do() {
+        let none = BTreeMap::new();
+        let compose = [
+            ("simian.app", "shop"),
+            ("com.docker.compose.project", "store"),
+            ("com.docker.compose.service", "web"),
+        ];
+        let i = instance_from_labels("a", &labels(&compose), &none)
+            .unwrap()
+            .unwrap();
+        assert_eq!(i.cluster, "store-web");
+        let mut explicit = compose.to_vec();
+        explicit.push(("simian.stack", "prod"));
+        let i = instance_from_labels("a", &labels(&explicit), &none)
+            .unwrap()
+            .unwrap();
+        assert_eq!(i.cluster, "shop-prod");
+    }
+
+    #[test]
+    fn finds_its_own_container() {
+        let id = "3f1c".repeat(16);
+        let mountinfo = format!(
+            "611 590 0:52 /docker/containers/{id}/hostname /etc/hostname rw,relatime - ext4 /dev/vda rw\n"
+        );
+        assert_eq!(own_container_id(&mountinfo), Some(id.clone()));
+        assert_eq!(
+            own_container_id(&format!("0::/system.slice/docker-{id}.scope\n")),
+            Some(id.clone())
+        );
+        assert_eq!(
+            own_container_id(&format!("12:pids:/docker/{id}\n")),
+            Some(id)
+        );
+        assert_eq!(own_container_id("0::/user.slice/session-1.scope\n"), None);
+    }
+
+    #[test]
+    fn api_versions() {
+        assert_eq!(parse_api("1.41"), Some((1, 41)));
+        assert!(parse_api("1.24").is_some_and(|v| v < MIN_API));
+        assert_eq!(parse_api("x"), None);
+    }
+}

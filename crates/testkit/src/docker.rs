@@ -1,0 +1,122 @@
+//! Containers for tests, on the real Docker engine, with nothing pulled.
+//!
+//! A [`Lab`] builds its own image `FROM scratch` around Debian's static busybox
+//! (`busybox-static`, which `scripts/test.sh` installs), labels the image and every container
+//! with a run id unique to the test ([`RUN_LABEL`]), and removes all of them when dropped,
+//! whether the test passed or panicked. Tests select containers only through that label.
+
+use std::process::{Command, Stdio};
+
+/// The label that ties a container or an image to one test run.
+pub const RUN_LABEL: &str = "simian-test.run";
+
+/// Runs the docker CLI; its standard output, trimmed.
+///
+/// # Panics
+/// When the command fails: the test cannot go on.
+pub fn docker(args: &[&str]) -> String {
+    let out = Command::new("docker")
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run the docker CLI");
+    assert!(
+        out.status.success(),
+        "docker {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// One test's image and containers.
+pub struct Lab {
+    /// The run id, the value of [`RUN_LABEL`] on everything the lab makes.
+    pub run: String,
+    /// The image tag.
+    pub image: String,
+    /// Every container started, removed on drop.
+    pub containers: Vec<String>,
+}
+
+impl Lab {
+    /// Builds the lab's image; `tag` names the test.
+    ///
+    /// # Panics
+    /// Without `/bin/busybox` (Debian's busybox-static) or a Docker engine.
+    pub fn new(tag: &str) -> Lab {
+        let run = format!(
+            "{}-{}-{}",
+            tag.replace('_', "-").to_ascii_lowercase(),
+            std::process::id(),
+            jiff::Timestamp::now().as_nanosecond() % 1_000_000_000_000
+        );
+        let image = format!("simian-test-busybox:{run}");
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        std::fs::copy("/bin/busybox", dir.path().join("busybox"))
+            .expect("/bin/busybox from Debian's busybox-static (scripts/test.sh installs it)");
+        std::fs::write(
+            dir.path().join("Dockerfile"),
+            "FROM scratch\nCOPY busybox /bin/busybox\nENTRYPOINT [\"/bin/busybox\"]\n",
+        )
+        .expect("write the Dockerfile");
+        let lab = Lab {
+            image,
+            containers: Vec::new(),
+            run,
+        };
+        let label = format!("{RUN_LABEL}={}", lab.run);
+        let context = dir.path().to_string_lossy().into_owned();
+        docker(&["build", "-q", "-t", &lab.image, "--label", &label, &context]);
+        lab
+    }
+
+    /// Starts `busybox sleep 3600` with `labels` and this run's label; its full id.
+    pub fn start(&mut self, labels: &[(&str, &str)]) -> String {
+        self.start_with_run(labels, &self.run.clone())
+    }
+
+    /// As [`start`](Self::start), but labelled with another run id (outside a selector on
+    /// this run); still removed with this lab.
+    pub fn start_with_run(&mut self, labels: &[(&str, &str)], run: &str) -> String {
+        let mut args: Vec<String> = vec!["run".into(), "-d".into()];
+        for (k, v) in labels.iter().copied().chain([(RUN_LABEL, run)]) {
+            args.push("--label".into());
+            args.push(format!("{k}={v}"));
+        }
+        args.extend([self.image.clone(), "sleep".into(), "3600".into()]);
+        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+        let id = docker(&refs);
+        assert_eq!(id.len(), 64, "a full container id: {id}");
+        self.containers.push(id.clone());
+        id
+    }
+
+    /// Whether the container runs.
+    pub fn running(&self, id: &str) -> bool {
+        docker(&["inspect", "-f", "{{.State.Running}}", id]) == "true"
+    }
+
+    /// The ids of this run's containers that are running.
+    pub fn running_ids(&self) -> Vec<String> {
+        let filter = format!("label={RUN_LABEL}={}", self.run);
+        let out = docker(&["ps", "-q", "--no-trunc", "--filter", &filter]);
+        out.lines().map(str::to_string).collect()
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        for id in &self.containers {
+            let _ = Command::new("docker")
+                .args(["rm", "-f", id])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status();
+        }
+        let _ = Command::new("docker")
+            .args(["rmi", "-f", &self.image])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+    }
+}
