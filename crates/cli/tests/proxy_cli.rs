@@ -297,3 +297,305 @@ fn out_of_range_tuning_flags_exit_2_and_say_the_range() {
         );
     }
 }
+
+/// Sends `method path` with a JSON `body`; the status line and body of the answer.
+fn http(port: u16, method: &str, path: &str, body: &str) -> (u16, String) {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    let status = out
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = out
+        .split_once("\r\n\r\n")
+        .map_or("", |(_, b)| b)
+        .to_string();
+    (status, body)
+}
+
+fn server(s: &Sandbox, extra: &[&str]) -> (Server, u16) {
+    let api = free_port();
+    let port = api.to_string();
+    let args = [
+        &["proxy", "--host", "127.0.0.1", "--port", &port][..],
+        extra,
+    ]
+    .concat();
+    let server = Server(s.command(&args).stderr(Stdio::null()).spawn().unwrap());
+    wait_for(api);
+    (server, api)
+}
+
+/// Issue 18, items 2 and 5: a toxicity beyond float32 and a name with '/' are refused with
+/// 400, and every listing stays JSON.
+#[test]
+fn unrepresentable_toxicity_and_unaddressable_names_are_refused() {
+    let s = Sandbox::new();
+    let (_server, api) = server(&s, &[]);
+    let upstream = echo_server();
+    let listen = free_port();
+    let (code, _) = http(
+        api,
+        "POST",
+        "/proxies",
+        &format!(
+            r#"{{"name": "p", "listen": "127.0.0.1:{listen}", "upstream": "127.0.0.1:{upstream}"}}"#
+        ),
+    );
+    assert_eq!(code, 201);
+    let (code, body) = http(
+        api,
+        "POST",
+        "/proxies/p/toxics",
+        r#"{"type": "latency", "toxicity": 1e39, "attributes": {"latency": 10}}"#,
+    );
+    assert_eq!(code, 400, "{body}");
+    assert!(body.contains("of type float32"), "{body}");
+    let (code, body) = http(
+        api,
+        "POST",
+        "/proxies/p/toxics",
+        r#"{"type": "latency", "toxicity": 2.5}"#,
+    );
+    assert_eq!(
+        code, 200,
+        "outside [0, 1] is accepted, as Toxiproxy does: {body}"
+    );
+    let (_, listing) = http(api, "GET", "/proxies", "");
+    let parsed: serde_json::Value = serde_json::from_str(&listing).expect("the listing is JSON");
+    assert_eq!(parsed["p"]["toxics"][0]["toxicity"], 2.5);
+
+    for body in [
+        r#"{"name": "a/b", "upstream": "127.0.0.1:1"}"#.to_string(),
+        r#"[{"name": "a/b", "upstream": "127.0.0.1:1"}]"#.to_string(),
+    ] {
+        let path = if body.starts_with('[') {
+            "/populate"
+        } else {
+            "/proxies"
+        };
+        let (code, answer) = http(api, "POST", path, &body);
+        assert_eq!(code, 400, "{path}: {answer}");
+        assert!(answer.contains("cannot contain '/'"), "{answer}");
+    }
+    let (_, listing) = http(api, "GET", "/proxies", "");
+    let parsed: serde_json::Value = serde_json::from_str(&listing).unwrap();
+    assert_eq!(
+        parsed.as_object().unwrap().len(),
+        1,
+        "nothing half-applied: {listing}"
+    );
+}
+
+/// Issue 18, item 3: `--config FILE` goes through the checks of `POST /populate`; a bad file
+/// refuses to start, naming the file, the proxy and the reason.
+#[test]
+fn a_bad_proxy_config_file_refuses_to_start() {
+    let s = Sandbox::new();
+    let upstream = echo_server();
+    for (text, says) in [
+        (r#"[{"listen": "127.0.0.1:0", "upstream": "127.0.0.1:1"}]"#.to_string(), "missing required field: name at proxy 1"),
+        (
+            r#"[{"name": "ok", "upstream": "127.0.0.1:1"}, {"name": "x", "listen": "127.0.0.1:0", "upstream": ""}]"#.to_string(),
+            "missing required field: upstream at proxy 2",
+        ),
+        (r#"[{"name": "a/b", "upstream": "127.0.0.1:1"}]"#.to_string(), "cannot contain '/'"),
+        (r#"{"name": "p"}"#.to_string(), "[]proxy.Proxy"),
+        ("[{".to_string(), "bad request body"),
+    ] {
+        s.write("proxies.json", &text);
+        let out = s.run(&["proxy", "--host", "127.0.0.1", "--port", &free_port().to_string(), "--config", "proxies.json"]);
+        out.expect(2);
+        let err = out.stderr();
+        assert!(err.contains("proxies.json") && err.contains(says), "{text}: {err}");
+    }
+    // A missing file too.
+    let out = s.run(&[
+        "proxy",
+        "--port",
+        &free_port().to_string(),
+        "--config",
+        "nope.json",
+    ]);
+    out.expect(2);
+    assert!(out.stderr().contains("nope.json"), "{}", out.stderr());
+    // A good file starts, with its proxies.
+    let listen = free_port();
+    s.write(
+        "proxies.json",
+        &format!(r#"[{{"name": "web", "listen": "127.0.0.1:{listen}", "upstream": "127.0.0.1:{upstream}"}}]"#),
+    );
+    let (_server, api) = server(&s, &["--config", "proxies.json"]);
+    let (_, listing) = http(api, "GET", "/proxies", "");
+    assert!(listing.contains("\"web\""), "{listing}");
+}
+
+/// Issue 18, item 6: deleting and disabling proxies logs no warning; a warning must mean that
+/// something is wrong.
+#[test]
+fn deleting_and_disabling_proxies_warns_about_nothing() {
+    let s = Sandbox::new();
+    let api = free_port();
+    let port = api.to_string();
+    let child = s
+        .command(&["proxy", "--host", "127.0.0.1", "--port", &port])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for(api);
+    let upstream = echo_server();
+    for n in 0..40 {
+        let name = format!("p{n}");
+        let (code, body) = http(
+            api,
+            "POST",
+            "/proxies",
+            &format!(
+                r#"{{"name": "{name}", "listen": "127.0.0.1:0", "upstream": "127.0.0.1:{upstream}"}}"#
+            ),
+        );
+        assert_eq!(code, 201, "{body}");
+        if n % 2 == 0 {
+            let (code, _) = http(
+                api,
+                "POST",
+                &format!("/proxies/{name}"),
+                r#"{"enabled": false}"#,
+            );
+            assert_eq!(code, 200);
+        }
+        let (code, _) = http(api, "DELETE", &format!("/proxies/{name}"), "");
+        assert_eq!(code, 204);
+    }
+    let pid = rustix::process::Pid::from_raw(child.id() as i32).unwrap();
+    rustix::process::kill_process(pid, rustix::process::Signal::TERM).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !log.contains("WARN") && !log.contains("accept failed"),
+        "{log}"
+    );
+}
+
+/// Issue 18, item 8: an answer the client cannot read is an error that shows what came
+/// back, exit 1, never an empty table.
+#[test]
+fn the_client_says_when_an_answer_is_not_toxiproxy_json() {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for mut c in l.incoming().flatten() {
+            let mut buf = [0u8; 4096];
+            let _ = c.read(&mut buf);
+            let body = "<html>not toxiproxy</html>";
+            let _ = write!(
+                c,
+                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    let s = Sandbox::new();
+    let host = format!("http://127.0.0.1:{port}");
+    for args in [
+        &["proxy", "--host", &host, "list"][..],
+        &["proxy", "--host", &host, "inspect", "web"][..],
+        &["proxy", "--host", &host, "list", "--json"][..],
+    ] {
+        let out = s.run(args);
+        out.expect(1);
+        assert!(out.stdout().is_empty(), "{args:?}: {}", out.stdout());
+        assert!(
+            out.stderr().contains("not toxiproxy"),
+            "{args:?}: {}",
+            out.stderr()
+        );
+    }
+}
+
+/// Issue 18, item 9: a refused change leaves the proxy exactly as it was, still listening
+/// where it did; `/reset` resets every proxy it can and names the rest.
+#[test]
+fn a_refused_change_changes_nothing_and_reset_does_what_it_can() {
+    let s = Sandbox::new();
+    let (_server, api) = server(&s, &[]);
+    let upstream = echo_server();
+    let (a_port, b_port) = (free_port(), free_port());
+    for (name, port) in [("a", a_port), ("b", b_port)] {
+        let (code, body) = http(
+            api,
+            "POST",
+            "/proxies",
+            &format!(
+                r#"{{"name": "{name}", "listen": "127.0.0.1:{port}", "upstream": "127.0.0.1:{upstream}"}}"#
+            ),
+        );
+        assert_eq!(code, 201, "{body}");
+    }
+    // Move a onto a port someone holds: refused, and a still listens where it did.
+    let taken = TcpListener::bind("127.0.0.1:0").unwrap();
+    let taken_port = taken.local_addr().unwrap().port();
+    let (code, body) = http(
+        api,
+        "POST",
+        "/proxies/a",
+        &format!(r#"{{"listen": "127.0.0.1:{taken_port}"}}"#),
+    );
+    assert_eq!(code, 500, "{body}");
+    let (_, a) = http(api, "GET", "/proxies/a", "");
+    let a: serde_json::Value = serde_json::from_str(&a).unwrap();
+    assert_eq!(a["listen"], format!("127.0.0.1:{a_port}"));
+    assert_eq!(a["enabled"], true);
+    let mut c = TcpStream::connect(("127.0.0.1", a_port)).unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    c.write_all(b"ping").unwrap();
+    let mut back = [0u8; 4];
+    c.read_exact(&mut back).unwrap();
+    assert_eq!(&back, b"ping", "a still proxies");
+    // A new upstream alone restarts a on the very same socket.
+    let other = echo_server();
+    let (code, body) = http(
+        api,
+        "POST",
+        "/proxies/a",
+        &format!(r#"{{"upstream": "127.0.0.1:{other}"}}"#),
+    );
+    assert_eq!(code, 200, "{body}");
+    let moved: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(moved["listen"], format!("127.0.0.1:{a_port}"));
+    assert_eq!(moved["upstream"], format!("127.0.0.1:{other}"));
+    let mut c = TcpStream::connect(("127.0.0.1", a_port)).unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    c.write_all(b"pong").unwrap();
+    c.read_exact(&mut back).unwrap();
+    assert_eq!(&back, b"pong", "a proxies to its new upstream");
+
+    // Disable b, take its port, add a toxic to a: reset clears the toxic, cannot enable b,
+    // and says so.
+    let (code, _) = http(api, "POST", "/proxies/b", r#"{"enabled": false}"#);
+    assert_eq!(code, 200);
+    let _holder = TcpListener::bind(("127.0.0.1", b_port)).unwrap();
+    let (code, _) = http(
+        api,
+        "POST",
+        "/proxies/a/toxics",
+        r#"{"type": "latency", "attributes": {"latency": 5}}"#,
+    );
+    assert_eq!(code, 200);
+    let (code, body) = http(api, "POST", "/reset", "");
+    assert_eq!(code, 500, "{body}");
+    assert!(body.contains("b ("), "{body}");
+    let (_, a) = http(api, "GET", "/proxies/a", "");
+    let a: serde_json::Value = serde_json::from_str(&a).unwrap();
+    assert_eq!(a["toxics"].as_array().unwrap().len(), 0, "a was reset: {a}");
+    assert_eq!(a["enabled"], true);
+}

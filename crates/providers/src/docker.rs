@@ -119,6 +119,8 @@ pub struct DockerProvider {
     runtime: tokio::runtime::Runtime,
     client: Mutex<Option<Docker>>,
     own_container: Option<String>,
+    /// Requests sent to the engine, for metrics and benchmarks.
+    calls: std::sync::atomic::AtomicU64,
 }
 
 impl std::fmt::Debug for DockerProvider {
@@ -160,6 +162,7 @@ impl DockerProvider {
             runtime,
             client: Mutex::new(None),
             own_container,
+            calls: std::sync::atomic::AtomicU64::new(0),
         })
     }
 
@@ -172,6 +175,18 @@ impl DockerProvider {
     /// The engine address used.
     pub fn host(&self) -> &str {
         &self.host
+    }
+
+    /// How many requests this provider has sent to the engine.
+    pub fn api_calls(&self) -> u64 {
+        self.calls.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Runs one engine request on the provider's runtime, counting it.
+    fn call<T>(&self, request: impl std::future::Future<Output = T>) -> T {
+        self.calls
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.runtime.block_on(request)
     }
 
     fn inventory_error(&self, message: String) -> ProviderError {
@@ -203,12 +218,10 @@ impl DockerProvider {
         };
         let client = connected.map_err(|e| connection_error(host, &e))?;
         let client = self
-            .runtime
-            .block_on(client.negotiate_version())
+            .call(client.negotiate_version())
             .map_err(|e| connection_error(host, &e))?;
         let version = self
-            .runtime
-            .block_on(client.version())
+            .call(client.version())
             .map_err(|e| connection_error(host, &e))?;
         let api = version.api_version.unwrap_or_default();
         if parse_api(&api).is_none_or(|v| v < MIN_API) {
@@ -244,9 +257,7 @@ impl DockerProvider {
 
     /// The container's state now: `None` when it no longer exists.
     fn inspect(&self, client: &Docker, id: &str) -> Result<Option<Seen>, bollard::errors::Error> {
-        let response = self
-            .runtime
-            .block_on(client.inspect_container(id, None::<InspectContainerOptions>));
+        let response = self.call(client.inspect_container(id, None::<InspectContainerOptions>));
         match response {
             Ok(c) => {
                 let state = c.state.unwrap_or_default();
@@ -423,8 +434,7 @@ impl Provider for DockerProvider {
             ..ListContainersOptions::default()
         };
         let listed = self
-            .runtime
-            .block_on(client.list_containers(Some(options)))
+            .call(client.list_containers(Some(options)))
             .map_err(|e| {
                 self.forget();
                 self.inventory_error(connection_error(&self.host, &e))
@@ -496,20 +506,20 @@ impl Provider for DockerProvider {
         let started = Instant::now();
         let grace = i32::try_from(self.config.grace_period.as_secs()).unwrap_or(i32::MAX);
         let acted = match &self.config.action {
-            DockerAction::Stop => self.runtime.block_on(client.stop_container(
+            DockerAction::Stop => self.call(client.stop_container(
                 id,
                 Some(StopContainerOptions {
                     t: Some(grace),
                     signal: None,
                 }),
             )),
-            DockerAction::Kill { signal } => self.runtime.block_on(client.kill_container(
+            DockerAction::Kill { signal } => self.call(client.kill_container(
                 id,
                 Some(KillContainerOptions {
                     signal: signal.clone(),
                 }),
             )),
-            DockerAction::Restart => self.runtime.block_on(client.restart_container(
+            DockerAction::Restart => self.call(client.restart_container(
                 id,
                 Some(RestartContainerOptions {
                     t: Some(grace),

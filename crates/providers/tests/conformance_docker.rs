@@ -133,3 +133,20 @@ fn no_engine_is_a_clear_error() {
     let e = p.instances().unwrap_err().to_string();
     assert!(e.contains(&socket.display().to_string()), "{e}");
 }
+
+/// Listing costs one request to the engine, however many containers run.
+#[test]
+#[ignore = "needs the Docker engine and busybox-static: scripts/test.sh installs it (then pass --include-ignored)"]
+fn listing_is_one_request() {
+    let mut f = containers("one-request");
+    for n in 0..6 {
+        let zone = format!("z{n}");
+        f.lab
+            .start(&[("simian.app", "web"), ("simian.zone", &zone)]);
+    }
+    let p = f.docker_provider();
+    assert_eq!(p.instances().unwrap().len(), 6);
+    let before = p.api_calls();
+    assert_eq!(p.instances().unwrap().len(), 6);
+    assert_eq!(p.api_calls() - before, 1);
+}

@@ -35,6 +35,9 @@ pub enum ProxyError {
     /// Missing upstream on create.
     #[error("missing required field: upstream")]
     MissingUpstream,
+    /// A name no request path could address.
+    #[error("proxy name {0:?} cannot contain '/': it could never be addressed as /proxies/NAME")]
+    UnaddressableName(String),
     /// No such toxic.
     #[error("toxic not found")]
     ToxicNotFound,
@@ -93,6 +96,23 @@ pub struct NewProxy {
     pub upstream: String,
     /// Start listening now (default true).
     pub enabled: bool,
+}
+
+impl NewProxy {
+    /// What every way of creating a proxy requires: a name that a request path can address,
+    /// and an upstream.
+    pub fn check(&self) -> Result<(), ProxyError> {
+        if self.name.is_empty() {
+            return Err(ProxyError::MissingName);
+        }
+        if self.name.contains('/') {
+            return Err(ProxyError::UnaddressableName(self.name.clone()));
+        }
+        if self.upstream.is_empty() {
+            return Err(ProxyError::MissingUpstream);
+        }
+        Ok(())
+    }
 }
 
 /// A proxy update: absent fields keep their value.
@@ -188,14 +208,26 @@ impl Entry {
         }
     }
 
+    /// Stops the accept task but keeps the listening socket open, for a restart on the same
+    /// address that can never fail to bind it again.
+    fn pause_accepting(&mut self) -> Option<(std::net::TcpListener, SocketAddr)> {
+        let token = self.running.take()?;
+        token.cancel();
+        let listener = self.listening.take()?;
+        let addr = listener.local_addr().ok()?;
+        Some((listener, addr))
+    }
+
     fn stop(&mut self) {
+        // Cancel first, so that the accept task knows the error the shutdown below makes it
+        // see is the stop itself, and never warns about it.
+        if let Some(token) = self.running.take() {
+            token.cancel();
+        }
         if let Some(listener) = self.listening.take() {
             // Shutting a listening socket down closes it for new connections now (they are
             // refused), even before the accept task sees the cancellation and drops it.
             let _ = rustix::net::shutdown(&listener, rustix::net::Shutdown::Both);
-        }
-        if let Some(token) = self.running.take() {
-            token.cancel();
         }
     }
 }
@@ -339,10 +371,23 @@ impl Registry {
 
     /// Starts `entry`'s listener on its listen address.
     fn start(&self, entry: &mut Entry) -> Result<(), ProxyError> {
+        self.start_with(entry, None)
+    }
+
+    /// Starts accepting on `prebound` if given (a socket already bound), else on a socket
+    /// bound to the entry's `listen` now.
+    fn start_with(
+        &self,
+        entry: &mut Entry,
+        prebound: Option<(std::net::TcpListener, SocketAddr)>,
+    ) -> Result<(), ProxyError> {
         if entry.running.is_some() {
             return Ok(());
         }
-        let (std_listener, bound) = bind(&entry.listen).map_err(ProxyError::Bind)?;
+        let (std_listener, bound) = match prebound {
+            Some(bound) => bound,
+            None => bind(&entry.listen).map_err(ProxyError::Bind)?,
+        };
         let listening = std_listener
             .try_clone()
             .map_err(|e| ProxyError::Bind(e.to_string()))?;
@@ -367,6 +412,7 @@ impl Registry {
         self.runtime.spawn(async move {
             loop {
                 let accepted = tokio::select! {
+                    biased;
                     _ = token.cancelled() => break,
                     a = listener.accept() => a,
                 };
@@ -386,6 +432,8 @@ impl Registry {
                         // never delays accepting other clients.
                         tokio::spawn(crate::link::serve(client, plan, token.child_token()));
                     }
+                    // The stop shut the socket: not a failure.
+                    Err(_) if token.is_cancelled() => break,
                     Err(e) => {
                         tracing::warn!(error = %e, "accept failed");
                         tokio::time::sleep(Duration::from_millis(10)).await;
@@ -412,12 +460,7 @@ impl Registry {
 
     /// Creates a proxy (and starts it when enabled). A bind failure registers nothing.
     pub fn create(&self, p: NewProxy) -> Result<ProxyView, ProxyError> {
-        if p.name.is_empty() {
-            return Err(ProxyError::MissingName);
-        }
-        if p.upstream.is_empty() {
-            return Err(ProxyError::MissingUpstream);
-        }
+        p.check()?;
         let mut proxies = self.lock();
         if proxies.contains_key(&p.name) {
             return Err(ProxyError::AlreadyExists);
@@ -445,20 +488,32 @@ impl Registry {
     }
 
     /// Updates listen, upstream or enabled. A change of address restarts the proxy (live
-    /// connections are closed); toxics are kept.
+    /// connections are closed); toxics are kept. A change that cannot be made (the new
+    /// address is taken) leaves the proxy exactly as it was, still listening where it did:
+    /// the new address is bound before the old one is let go.
     pub fn update(&self, name: &str, u: ProxyUpdate) -> Result<ProxyView, ProxyError> {
         let mut proxies = self.lock();
         let entry = proxies.get_mut(name).ok_or(ProxyError::NotFound)?;
-        let enabled = u.enabled.unwrap_or(entry.running.is_some());
+        let running = entry.running.is_some();
+        let enabled = u.enabled.unwrap_or(running);
         let new_listen = u.listen.unwrap_or_else(|| entry.listen.clone());
         let new_upstream = u.upstream.unwrap_or_else(|| entry.upstream.clone());
-        if same_listen(&new_listen, &entry.listen).is_none() || new_upstream != entry.upstream {
+        let moves = same_listen(&new_listen, &entry.listen).is_none();
+        let changed = moves || new_upstream != entry.upstream;
+        let prebound = if enabled && moves {
+            Some(bind(&new_listen).map_err(ProxyError::Bind)?)
+        } else if enabled && changed && running {
+            entry.pause_accepting()
+        } else {
+            None
+        };
+        if changed {
             entry.stop();
             entry.listen = new_listen;
             entry.upstream = new_upstream;
         }
         if enabled {
-            self.start(entry)?;
+            self.start_with(entry, prebound)?;
         } else {
             entry.stop();
         }
@@ -473,8 +528,12 @@ impl Registry {
     }
 
     /// Creates, replaces or keeps each proxy, in order (see docs/proxy.md). Returns the
-    /// proxies processed and, on the first failure, the error.
+    /// proxies processed and, on the first failure, the error. Every entry is checked
+    /// ([`NewProxy::check`]) before any proxy is touched.
     pub fn populate(&self, list: Vec<NewProxy>) -> (Vec<ProxyView>, Option<ProxyError>) {
+        if let Some(e) = list.iter().find_map(|p| p.check().err()) {
+            return (Vec::new(), Some(e));
+        }
         let mut done = Vec::new();
         for p in list {
             let mut proxies = self.lock();
@@ -504,15 +563,27 @@ impl Registry {
         (done, None)
     }
 
-    /// Enables every proxy and removes every toxic. Proxies are kept.
+    /// Removes every toxic and enables every proxy; a proxy that cannot listen again does not
+    /// stop the others, and the error names each such proxy. Proxies are kept.
     pub fn reset(&self) -> Result<(), ProxyError> {
         let mut proxies = self.lock();
-        for entry in proxies.values_mut() {
-            self.start(entry)?;
+        let mut failed = Vec::new();
+        for (name, entry) in proxies.iter_mut() {
             entry.toxics.clear();
             entry.publish();
+            if let Err(e) = self.start(entry) {
+                failed.push(format!("{name} ({e})"));
+            }
         }
-        Ok(())
+        if failed.is_empty() {
+            Ok(())
+        } else {
+            Err(ProxyError::Bind(format!(
+                "every proxy was reset, but {} could not be enabled again: {}",
+                failed.len(),
+                failed.join(", ")
+            )))
+        }
     }
 
     /// The toxics of a proxy (upstream first).

@@ -72,13 +72,20 @@ impl Lab {
 
     /// Starts `busybox sleep 3600` with `labels` and this run's label; its full id.
     pub fn start(&mut self, labels: &[(&str, &str)]) -> String {
-        self.start_with_run(labels, &self.run.clone())
+        self.start_with(labels, &self.run.clone(), &[])
     }
 
     /// As [`start`](Self::start), but labelled with another run id (outside a selector on
     /// this run); still removed with this lab.
     pub fn start_with_run(&mut self, labels: &[(&str, &str)], run: &str) -> String {
+        self.start_with(labels, run, &[])
+    }
+
+    /// As [`start`](Self::start), with the run id `run` and more `docker run` options
+    /// (`--init`, for a PID 1 that passes SIGTERM on).
+    pub fn start_with(&mut self, labels: &[(&str, &str)], run: &str, options: &[&str]) -> String {
         let mut args: Vec<String> = vec!["run".into(), "-d".into()];
+        args.extend(options.iter().map(|o| o.to_string()));
         for (k, v) in labels.iter().copied().chain([(RUN_LABEL, run)]) {
             args.push("--label".into());
             args.push(format!("{k}={v}"));

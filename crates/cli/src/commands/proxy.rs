@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use serde_json::Value;
-use simian_proxy::{LoopbackCongestion, NewProxy, Registry, RegistryConfig};
+use simian_proxy::{LoopbackCongestion, Registry, RegistryConfig};
 use simian_server::toxiproxy::{self, Api, ApiOptions};
 
 use crate::args::{Global, ProxyArgs, ProxyCommand, ToxicCommand};
@@ -114,7 +114,7 @@ pub fn serve(o: ServerOptions) -> anyhow::Result<u8> {
         data_plane.handle().clone(),
     ));
     if let Some(path) = &o.config {
-        populate_from_file(&registry, path);
+        populate_from_file(&registry, path)?;
     }
     let code = control.block_on(async move {
         let addr = format!("{}:{}", o.host, o.port);
@@ -135,31 +135,22 @@ pub fn serve(o: ServerOptions) -> anyhow::Result<u8> {
     Ok(code)
 }
 
-/// Applies a `/populate`-format file at start. Like Toxiproxy, a bad file is logged and the
-/// server starts anyway.
-fn populate_from_file(registry: &Registry, path: &std::path::Path) {
-    let parsed = std::fs::read(path)
-        .map_err(|e| e.to_string())
-        .and_then(|b| toxiproxy::body::parse(&b))
-        .and_then(|v| match v {
-            Value::Array(items) => items
-                .iter()
-                .map(toxiproxy::body::new_proxy)
-                .collect::<Result<Vec<NewProxy>, _>>(),
-            _ => Err("expected a JSON array of proxies".into()),
-        });
-    match parsed {
-        Ok(list) => {
-            let (done, failure) = registry.populate(list);
-            tracing::info!(config = %path.display(), proxies = done.len(), "populated proxies from config");
-            if let Some(e) = failure {
-                tracing::error!(config = %path.display(), error = %e, "populating from config stopped");
-            }
-        }
-        Err(e) => {
-            tracing::error!(config = %path.display(), error = %e, "cannot read the proxy config; starting without it")
-        }
+/// Applies a `/populate`-format file at start, through the same checks as `POST /populate`.
+/// A file that cannot be read, parsed or checked, or a proxy that cannot start, stops the
+/// server before it serves anything: the error names the file, the proxy and the reason.
+fn populate_from_file(registry: &Registry, path: &std::path::Path) -> anyhow::Result<()> {
+    let bad = |reason: String| super::UsageError(format!("{}: {reason}", path.display()));
+    let bytes =
+        std::fs::read(path).map_err(|e| bad(format!("cannot read the proxy config: {e}")))?;
+    let value = toxiproxy::body::parse(&bytes).map_err(bad)?;
+    let list = toxiproxy::body::new_proxies(&value).map_err(bad)?;
+    let (done, failure) = registry.populate(list);
+    if let Some(e) = failure {
+        let at = done.len() + 1;
+        anyhow::bail!("{}: proxy {at} could not start: {e}", path.display());
     }
+    tracing::info!(config = %path.display(), proxies = done.len(), "populated proxies from config");
+    Ok(())
 }
 
 /// The binary started as `toxiproxy-server`: Go-style flags (`-port 8474`, `-port=8474`,
@@ -276,7 +267,12 @@ impl Client {
         };
         let mut response = response.with_context(|| format!("cannot reach the proxy server at {}: is `simian proxy` running? (--host or TOXIPROXY_URL)", self.base))?;
         let status = response.status().as_u16();
-        let text = response.body_mut().read_to_string().unwrap_or_default();
+        let text = response.body_mut().read_to_string().with_context(|| {
+            format!(
+                "the proxy server at {} answered HTTP {status} with a body that cannot be read",
+                self.base
+            )
+        })?;
         if status >= 400 {
             let message = serde_json::from_str::<Value>(&text)
                 .ok()
@@ -284,13 +280,36 @@ impl Client {
                 .unwrap_or_else(|| text.trim().to_string());
             bail!("HTTP {status}: {message}");
         }
-        Ok(serde_json::from_str(&text).ok())
+        if text.trim().is_empty() {
+            return Ok(None);
+        }
+        match serde_json::from_str(&text) {
+            Ok(v) => Ok(Some(v)),
+            Err(e) => bail!(
+                "the proxy server at {} answered HTTP {status} with something that is not JSON ({e}): {:?}: is it a Toxiproxy-compatible server?",
+                self.base,
+                text.chars().take(200).collect::<String>()
+            ),
+        }
+    }
+
+    /// The answer of `path`, which must be a JSON object (what Toxiproxy answers there).
+    fn object(&self, path: &str) -> anyhow::Result<Value> {
+        let v = self.call("GET", path, None)?.unwrap_or(Value::Null);
+        if !v.is_object() {
+            bail!(
+                "the proxy server at {} answered {path} with {}, not a JSON object: is it a Toxiproxy-compatible server?",
+                self.base,
+                v.to_string().chars().take(200).collect::<String>()
+            );
+        }
+        Ok(v)
     }
 
     fn run(&self, command: ProxyCommand, json: bool) -> anyhow::Result<u8> {
         match command {
             ProxyCommand::List => {
-                let all = self.call("GET", "/proxies", None)?.unwrap_or(Value::Null);
+                let all = self.object("/proxies")?;
                 if json {
                     super::print_json(&all)?;
                     return Ok(super::OK);
@@ -327,9 +346,8 @@ impl Client {
             }
             ProxyCommand::Inspect { proxy } => {
                 let p = self
-                    .call("GET", &format!("/proxies/{proxy}"), None)
-                    .with_context(|| format!("failed to retrieve proxy {proxy}"))?
-                    .unwrap_or(Value::Null);
+                    .object(&format!("/proxies/{proxy}"))
+                    .with_context(|| format!("failed to retrieve proxy {proxy}"))?;
                 if json {
                     super::print_json(&p)?;
                     return Ok(super::OK);
@@ -392,9 +410,8 @@ impl Client {
             }
             ProxyCommand::Toggle { proxy } => {
                 let p = self
-                    .call("GET", &format!("/proxies/{proxy}"), None)
-                    .with_context(|| format!("failed to retrieve proxy {proxy}"))?
-                    .unwrap_or(Value::Null);
+                    .object(&format!("/proxies/{proxy}"))
+                    .with_context(|| format!("failed to retrieve proxy {proxy}"))?;
                 let enable = p["enabled"].as_bool() != Some(true);
                 self.call(
                     "POST",

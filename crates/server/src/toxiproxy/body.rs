@@ -18,7 +18,7 @@ fn kind(v: &Value) -> String {
 
 fn mismatch(v: &Value, field: &str, go_type: &str) -> String {
     let what = match v {
-        Value::Number(n) if go_type == "int64" => format!("number {n}"),
+        Value::Number(n) if go_type == "int64" || go_type == "float32" => format!("number {n}"),
         other => kind(other),
     };
     format!(
@@ -151,12 +151,39 @@ fn attributes(m: &Map<String, Value>, type_name: &str) -> Result<Vec<(String, i6
     Ok(out)
 }
 
+/// `toxicity`, as Go decodes a `float32`: any number that fits (values outside [0, 1] are
+/// accepted, as Toxiproxy accepts them), and Go's range error for one that does not (`1e39`),
+/// which would otherwise become infinity and make every later listing invalid JSON.
 fn toxicity(m: &Map<String, Value>) -> Result<Option<f32>, String> {
+    const FIELD: &str = "ToxicWrapper.toxicity";
     match m.get("toxicity") {
         None | Some(Value::Null) => Ok(None),
-        Some(Value::Number(n)) => Ok(n.as_f64().map(|f| f as f32)),
-        Some(other) => Err(mismatch(other, "ToxicWrapper.toxicity", "float32")),
+        Some(v @ Value::Number(n)) => match n.as_f64() {
+            Some(f) if f.is_finite() && f.abs() <= f64::from(f32::MAX) => Ok(Some(f as f32)),
+            _ => Err(mismatch(v, FIELD, "float32")),
+        },
+        Some(other) => Err(mismatch(other, FIELD, "float32")),
     }
+}
+
+/// A `/populate` body (or a `--config` file): every proxy decoded and checked, or the first
+/// problem, in Toxiproxy's words with the proxy's 1-based position.
+pub fn new_proxies(v: &Value) -> Result<Vec<NewProxy>, String> {
+    let Some(items) = v.as_array() else {
+        return Err(format!(
+            "bad request body: json: cannot unmarshal {} into Go value of type []proxy.Proxy",
+            kind(v)
+        ));
+    };
+    items
+        .iter()
+        .enumerate()
+        .map(|(i, item)| {
+            let p = new_proxy(item)?;
+            p.check().map_err(|e| format!("{e} at proxy {}", i + 1))?;
+            Ok(p)
+        })
+        .collect()
 }
 
 /// `POST /proxies/{p}/toxics`. The type is read first so the attributes decode into it.
@@ -186,6 +213,24 @@ pub fn toxic_update(v: &Value, type_name: &str) -> Result<ToxicChange, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn toxicity_that_does_not_fit_a_float32_is_refused_as_go_refuses_it() {
+        let body = |t: &str| {
+            parse(format!(r#"{{"type": "latency", "toxicity": {t}}}"#).as_bytes()).unwrap()
+        };
+        for t in ["1e39", "-1e39", "3.5e38"] {
+            let e = new_toxic(&body(t)).unwrap_err();
+            assert!(
+                e.starts_with("bad request body: json: cannot unmarshal number")
+                    && e.ends_with("into Go struct field ToxicWrapper.toxicity of type float32"),
+                "{t}: {e}"
+            );
+        }
+        for (t, want) in [("0.5", 0.5), ("2", 2.0), ("-1", -1.0), ("3.4e38", 3.4e38)] {
+            assert_eq!(new_toxic(&body(t)).unwrap().toxicity, Some(want), "{t}");
+        }
+    }
 
     #[test]
     fn go_error_texts() {

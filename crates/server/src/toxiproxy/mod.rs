@@ -205,35 +205,10 @@ impl Api {
             Ok(v) => v,
             Err(e) => return populate_error(400, &e, "null".into()),
         };
-        let Some(items) = value.as_array() else {
-            return populate_error(
-                400,
-                "bad request body: json: cannot unmarshal object into Go value of type []proxy.Proxy",
-                "null".into(),
-            );
+        let list = match body::new_proxies(&value) {
+            Ok(list) => list,
+            Err(e) => return populate_error(400, &e, "null".into()),
         };
-        let mut list = Vec::with_capacity(items.len());
-        for (i, item) in items.iter().enumerate() {
-            let p = match body::new_proxy(item) {
-                Ok(p) => p,
-                Err(e) => return populate_error(400, &e, "null".into()),
-            };
-            if p.name.is_empty() {
-                return populate_error(
-                    400,
-                    &format!("missing required field: name at proxy {}", i + 1),
-                    "null".into(),
-                );
-            }
-            if p.upstream.is_empty() {
-                return populate_error(
-                    400,
-                    &format!("missing required field: upstream at proxy {}", i + 1),
-                    "null".into(),
-                );
-            }
-            list.push(p);
-        }
         let (done, failure) = self.registry.populate(list);
         match failure {
             None => json(
