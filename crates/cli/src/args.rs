@@ -50,6 +50,16 @@ pub enum Command {
     /// The small HTTP service the demo fleet runs (internal).
     #[command(hide = true)]
     DemoService(DemoServiceArgs),
+    /// Undo one fault at its deadline (internal: started by the engine, detached).
+    #[command(hide = true)]
+    Guard(GuardArgs),
+}
+
+/// `simian guard`
+#[derive(Debug, Args)]
+pub struct GuardArgs {
+    /// The lease to watch.
+    pub lease: i64,
 }
 
 /// `simian config ...`

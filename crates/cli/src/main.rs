@@ -12,6 +12,7 @@ mod output;
 mod args;
 mod commands;
 mod config;
+mod guardian;
 mod outage;
 mod wire;
 

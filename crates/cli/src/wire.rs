@@ -39,9 +39,28 @@ pub fn providers(settings: &Settings) -> Result<BTreeMap<String, Arc<dyn Provide
 /// Opens the configured store. The config's `[store] url` is named only when the store could
 /// not be opened, the one failure the URL can be the cause of; a locked database or a failed
 /// migration says what failed, not where the URL was written.
+///
+/// Every command that opens the store also undoes the faults whose deadline has passed (their
+/// guardian died): a failure there is logged, never fatal.
 pub fn store(settings: &Settings) -> anyhow::Result<Arc<dyn Store>> {
-    simian_store::open(&settings.store_url, &settings.base_dir)
-        .map_err(|e| store_error(settings, e))
+    let store = simian_store::open(&settings.store_url, &settings.base_dir)
+        .map_err(|e| store_error(settings, e))?;
+    let now = jiff::Timestamp::now();
+    match store.open_leases() {
+        Ok(open) if open.iter().any(|l| l.deadline <= now) => match providers(settings) {
+            Ok(providers) => {
+                if let Err(e) = simian_monkey::reconcile_leases(store.as_ref(), &providers) {
+                    tracing::warn!(error = %e, "cannot undo expired faults now; the next command tries again");
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot undo expired faults: the providers cannot be built")
+            }
+        },
+        Ok(_) => {}
+        Err(e) => tracing::warn!(error = %e, "cannot read the open faults"),
+    }
+    Ok(store)
 }
 
 /// A store failure at start-up, pointing at the config only when the URL can be the cause.
@@ -69,15 +88,20 @@ impl PolicySource for FilePolicy {
 
 /// The engine over everything the config names.
 pub fn engine(settings: &Settings, clock: Arc<dyn Clock>) -> anyhow::Result<Arc<Engine>> {
-    Ok(Arc::new(Engine::new(
-        providers(settings)?,
-        store(settings)?,
-        clock,
-        Arc::from(crate::outage::build(settings.outage.as_ref())),
-        Arc::new(LogNotifier),
-        Arc::new(FilePolicy {
-            path: settings.path.clone(),
-        }),
-        rand::random(),
-    )))
+    Ok(Arc::new(
+        Engine::new(
+            providers(settings)?,
+            store(settings)?,
+            clock,
+            Arc::from(crate::outage::build(settings.outage.as_ref())),
+            Arc::new(LogNotifier),
+            Arc::new(FilePolicy {
+                path: settings.path.clone(),
+            }),
+            rand::random(),
+        )
+        .with_guardian(Arc::new(crate::guardian::ProcessGuardian::new(
+            &settings.path,
+        ))),
+    ))
 }

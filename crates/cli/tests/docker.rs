@@ -216,3 +216,147 @@ fn the_daemon_kills_containers_on_schedule() {
 fn sigkill_and_restart_lose_nothing_and_repeat_nothing_on_containers() {
     day_on_containers("cli-crash", true);
 }
+
+/// Waits until `done` holds, or panics with `what` after `limit`.
+fn wait_until(limit: Duration, what: &str, mut done: impl FnMut() -> bool) -> Duration {
+    let began = Instant::now();
+    while !done() {
+        assert!(began.elapsed() < limit, "{what} within {limit:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    began.elapsed()
+}
+
+/// A sandbox whose provider pauses for `pause_for` instead of stopping.
+fn pause_sandbox(lab: &Lab, pause_for: &str, monkey: &str) -> Sandbox {
+    let s = sandbox(lab, monkey, "mean_time_between_kills = 1");
+    let path = s.path().join("simian.toml");
+    let text = std::fs::read_to_string(&path).unwrap().replace(
+        "kind = \"docker\"\n",
+        &format!("kind = \"docker\"\naction = \"pause\"\npause_for = \"{pause_for}\"\n"),
+    );
+    std::fs::write(&path, text).unwrap();
+    s
+}
+
+fn open_store(s: &Sandbox) -> std::sync::Arc<dyn simian_core::Store> {
+    simian_store::open("sqlite://simian.db", s.path()).unwrap()
+}
+
+/// A pause is recorded with its deadline, and undone at the deadline by the guardian, though
+/// the simian that paused has long exited.
+#[test]
+#[ignore = "needs the Docker engine and busybox-static: scripts/test.sh installs it (then pass --include-ignored)"]
+fn a_pause_is_undone_at_its_deadline() {
+    let mut lab = Lab::new("cli-pause");
+    fleet(&mut lab, 1, 2);
+    let s = pause_sandbox(&lab, "3s", "");
+    let out = s.run(&["terminate", "web", "--no-dry-run", "--json"]);
+    out.expect(0);
+    let t = out.json();
+    assert_eq!(t["termination"]["state"], "paused", "{t}");
+    let id = t["termination"]["instance_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(lab.paused(&id), "paused when terminate returns");
+    let store = open_store(&s);
+    let open = store.open_leases().unwrap();
+    assert_eq!(open.len(), 1, "{open:?}");
+    assert_eq!(open[0].instance_id, id);
+    let took = wait_until(Duration::from_secs(3 + 5), "unpaused", || !lab.paused(&id));
+    assert!(
+        took >= Duration::from_millis(2000),
+        "not before the deadline: {took:?}"
+    );
+    assert!(lab.running(&id));
+    wait_until(Duration::from_secs(3), "the lease ended", || {
+        store.open_leases().unwrap().is_empty()
+    });
+    let ended = store.lease(open[0].id).unwrap().unwrap();
+    assert!(ended.ending.unwrap().contains("unpaused"));
+}
+
+/// SIGKILL the daemon right after it paused a container, and run nothing else: the container
+/// runs again within pause_for + 5 s.
+#[test]
+#[ignore = "needs the Docker engine and busybox-static: scripts/test.sh installs it (then pass --include-ignored)"]
+fn a_pause_is_undone_even_after_sigkill() {
+    let mut lab = Lab::new("cli-pause-kill");
+    fleet(&mut lab, 1, 2);
+    let s = pause_sandbox(&lab, "4s", "dry_run = false\nseed = 3");
+    let clock = clock();
+    let clock: Vec<&str> = clock.iter().map(String::as_str).collect();
+    let d = start(&s, &clock);
+    let mut paused = None;
+    wait_until(
+        Duration::from_secs(10),
+        "a container paused by the daemon",
+        || {
+            paused = lab.containers.iter().find(|c| lab.paused(c)).cloned();
+            paused.is_some()
+        },
+    );
+    signal(&d, rustix::process::Signal::KILL);
+    drop(d);
+    let id = paused.unwrap();
+    wait_until(
+        Duration::from_secs(4 + 5),
+        "unpaused after the SIGKILL",
+        || !lab.paused(&id),
+    );
+    assert!(lab.running(&id));
+}
+
+/// Kill the guardian too: the fault stays past its deadline, and the next command that opens
+/// the store undoes it.
+#[test]
+#[ignore = "needs the Docker engine and busybox-static: scripts/test.sh installs it (then pass --include-ignored)"]
+fn a_pause_whose_guardian_died_is_undone_by_the_next_command() {
+    let mut lab = Lab::new("cli-pause-orphan");
+    fleet(&mut lab, 1, 2);
+    let s = pause_sandbox(&lab, "2s", "");
+    let out = s.run(&["terminate", "web", "--no-dry-run", "--json"]);
+    out.expect(0);
+    let id = out.json()["termination"]["instance_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // The guardian is the `simian guard` process reading this sandbox's config: ours.
+    let config = std::fs::canonicalize(s.path().join("simian.toml")).unwrap();
+    let mut guardians = Vec::new();
+    wait_until(Duration::from_secs(5), "the guardian found", || {
+        guardians = std::fs::read_dir("/proc")
+            .unwrap()
+            .flatten()
+            .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+            .filter(|pid| {
+                std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| {
+                    let args: Vec<String> = c
+                        .split(|b| *b == 0)
+                        .map(|a| String::from_utf8_lossy(a).into_owned())
+                        .collect();
+                    args.iter().any(|a| a == "guard")
+                        && args.iter().any(|a| *a == config.display().to_string())
+                })
+            })
+            .collect();
+        !guardians.is_empty()
+    });
+    for pid in &guardians {
+        let pid = rustix::process::Pid::from_raw(*pid).unwrap();
+        rustix::process::kill_process(pid, rustix::process::Signal::KILL).unwrap();
+    }
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(
+        lab.paused(&id),
+        "no guardian: still paused past the deadline"
+    );
+    s.run(&["history"]).expect(0);
+    assert!(
+        !lab.paused(&id) && lab.running(&id),
+        "history reconciled it"
+    );
+    let store = open_store(&s);
+    assert!(store.open_leases().unwrap().is_empty());
+}

@@ -247,7 +247,7 @@ fn store_errors_say_what_failed_and_refuse_a_newer_schema() {
         out.expect(1);
         let err = out.stderr();
         assert!(
-            err.contains("schema version 99") && err.contains("up to 1"),
+            err.contains("schema version 99") && err.contains("up to 2"),
             "{args:?}: {err}"
         );
         assert!(!err.starts_with("error: [store] url"), "{args:?}: {err}");
@@ -371,9 +371,14 @@ fn docker_provider_settings_are_validated() {
     for (extra, says, hint) in [
         ("action = \"explode\"\n", "unknown action", "stop"),
         (
-            "action = \"pause\"\n",
-            "not available in this build yet",
-            "restart",
+            "action = \"pause\"\npause_for = \"0s\"\n",
+            "pause_for must be more than 0",
+            "5m",
+        ),
+        (
+            "action = \"pause\"\npause_for = \"forever\"\n",
+            "is not a duration",
+            "10s",
         ),
         (
             "signal = \"SIGKILL\"\n",
@@ -395,7 +400,11 @@ fn docker_provider_settings_are_validated() {
             "not a Docker engine address",
             "unix:///",
         ),
-        ("pause_for = \"5m\"\n", "pause_for", "remove pause_for"),
+        (
+            "pause_for = \"5m\"\n",
+            "pause_for is a setting of action = \"pause\"",
+            "remove pause_for",
+        ),
         (
             "path = \"x.json\"\n",
             "path is a setting of kind = \"static\"",

@@ -21,6 +21,7 @@
 pub mod clock;
 pub mod group;
 pub mod instance;
+pub mod lease;
 pub mod name;
 pub mod notifier;
 pub mod outage;
@@ -32,6 +33,7 @@ pub mod termination;
 pub use clock::{Clock, FixedClock, ScaledClock, SystemClock};
 pub use group::{Group, Grouping};
 pub use instance::{ClusterName, Instance, InstanceBuilder, is_never_eligible_cluster};
+pub use lease::{FaultKind, Guardian, Lease, NewLease, NoGuardian};
 pub use name::{Labels, Name};
 pub use notifier::{Event, LogNotifier, Notifier};
 pub use outage::{NoOutageCheck, OutageCheck, OutageStatus};

@@ -5,7 +5,9 @@
 //! never touch, and treat an instance that is already gone as success (`AlreadyGone`), so a
 //! kill resumed after a crash is never repeated on something else.
 
-use crate::Instance;
+use std::time::Duration;
+
+use crate::{FaultKind, Instance, Lease};
 
 /// What a kill did.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -13,6 +15,12 @@ pub enum KillOutcome {
     /// The instance is verified dead; `detail` says how.
     Killed {
         /// For example "SIGTERM, exited after 120ms".
+        detail: String,
+    },
+    /// The instance is verified paused (the provider's [`Provider::lease`] fault); it is
+    /// resumed when its lease ends.
+    Paused {
+        /// For example "paused; verified after 40 ms".
         detail: String,
     },
     /// Nothing real exists to kill (a simulated fleet): the kill counts, and `detail` says
@@ -69,6 +77,29 @@ pub trait Provider: Send + Sync {
     /// The instances that exist now.
     fn instances(&self) -> Result<Vec<Instance>, ProviderError>;
 
-    /// Kills `instance` and verifies it is dead.
+    /// Kills `instance` and verifies it is dead (or, for a provider whose kills are faults
+    /// with a duration, verifies the fault: see [`lease`](Provider::lease)).
     fn terminate(&self, instance: &Instance) -> Result<KillOutcome, ProviderError>;
+
+    /// The fault a kill leaves behind, when it is one that must be undone (a pause), and
+    /// how long it lasts. The engine records a lease with that deadline before calling
+    /// [`terminate`](Provider::terminate). `None` (the default): kills end instances.
+    fn lease(&self) -> Option<(FaultKind, Duration)> {
+        None
+    }
+
+    /// Undoes the fault `lease` records, and verifies it is undone. An instance that no
+    /// longer exists, or no longer holds the fault, is `Ok` too: there is nothing left to
+    /// undo. `detail` says what was found or done.
+    fn undo(&self, lease: &Lease) -> Result<String, ProviderError> {
+        Err(ProviderError::Refused {
+            provider: self.name().to_string(),
+            instance_id: lease.instance_id.clone(),
+            reason: format!(
+                "this {} provider makes no {} faults",
+                self.kind(),
+                lease.kind
+            ),
+        })
+    }
 }

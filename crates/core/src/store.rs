@@ -9,8 +9,8 @@ use jiff::Timestamp;
 use jiff::civil::Date;
 
 use crate::{
-    Group, Grouping, Instance, NewSchedule, Origin, Refusal, Schedule, ScheduleEntry, Termination,
-    TerminationState,
+    Group, Grouping, Instance, Lease, NewLease, NewSchedule, Origin, Refusal, Schedule,
+    ScheduleEntry, Termination, TerminationState,
 };
 
 /// A failure of the store itself (not a refusal).
@@ -190,6 +190,18 @@ pub trait Store: Send + Sync {
 
     /// Refusals, oldest first.
     fn refusals(&self, filter: &HistoryFilter) -> Result<Vec<Refusal>, StoreError>;
+
+    /// Records a lease (before its fault is made).
+    fn open_lease(&self, lease: &NewLease) -> Result<Lease, StoreError>;
+
+    /// Ends an open lease: true when this call ended it, false when it was already ended.
+    fn end_lease(&self, id: i64, at: Timestamp, ending: &str) -> Result<bool, StoreError>;
+
+    /// One lease, open or ended.
+    fn lease(&self, id: i64) -> Result<Option<Lease>, StoreError>;
+
+    /// The leases not ended yet, soonest deadline first.
+    fn open_leases(&self) -> Result<Vec<Lease>, StoreError>;
 }
 
 #[cfg(test)]

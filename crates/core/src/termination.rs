@@ -33,6 +33,8 @@ pub enum TerminationState {
     Killed,
     /// A simulated fleet (a static inventory): recorded as a kill, nothing real was touched.
     Simulated,
+    /// The instance was paused under a lease, to be resumed at its deadline.
+    Paused,
     /// The instance was already gone when the action ran.
     AlreadyGone,
     /// The action failed; `detail` says why.
@@ -94,6 +96,7 @@ string_enum!(TerminationState {
     DryRun => "dry_run",
     Killed => "killed",
     Simulated => "simulated",
+    Paused => "paused",
     AlreadyGone => "already_gone",
     Failed => "failed",
 });

@@ -70,6 +70,7 @@ const MIN_PASS: Duration = Duration::from_millis(10);
 /// The daemon's retry loops, each backing off and logging on its own.
 struct Retries {
     clock: Retry,
+    leases: Retry,
     config: Retry,
     schedule: Retry,
     store: Retry,
@@ -107,6 +108,7 @@ impl Daemon {
             workers: Mutex::default(),
             retries: Mutex::new(Retries {
                 clock: Retry::new("advancing the clock"),
+                leases: Retry::new("undoing expired faults"),
                 config: Retry::new("reading the configuration"),
                 schedule: Retry::new("making today's schedule"),
                 store: Retry::new("reading the store"),
@@ -128,6 +130,7 @@ impl Daemon {
     pub fn run(&self, shutdown: &AtomicBool) -> Result<DaemonStats, EngineError> {
         let resumed = self.engine.resume_unfinished()?.len() as u64;
         self.counters.resumed.fetch_add(resumed, Ordering::SeqCst);
+        self.engine.reconcile_leases()?;
         while !shutdown.load(Ordering::SeqCst) {
             let step = match self.step() {
                 Ok(step) => {
@@ -188,6 +191,14 @@ impl Daemon {
                 None
             }
         };
+        // Faults whose guardian died are undone here once their deadline passes.
+        match self.engine.reconcile_leases() {
+            Ok(_) => self.retries().leases.succeeded(),
+            Err(e) => {
+                let wait = self.retries().leases.failed(&e);
+                backoff = Some(backoff.unwrap_or_default().max(wait));
+            }
+        }
         if let Some(policy) = &policy {
             let today = policy.calendar.local_date(now);
             match self.ensure_schedule(policy, today, now) {

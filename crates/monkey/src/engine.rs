@@ -18,12 +18,13 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
-use jiff::Timestamp;
+use jiff::{SignedDuration, Timestamp};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use simian_core::{
-    Check, Claim, ClaimResult, Clock, Event, Instance, KillOutcome, Labels, Name, Notifier, Origin,
-    OutageCheck, OutageStatus, Provider, Refusal, Store, StoreError, Termination, TerminationState,
+    Check, Claim, ClaimResult, Clock, Event, Guardian, Instance, KillOutcome, Labels, Name,
+    NewLease, NoGuardian, Notifier, Origin, OutageCheck, OutageStatus, Provider, Refusal, Store,
+    StoreError, Termination, TerminationState,
 };
 
 use crate::{Policy, PolicySource, Target, eligibility};
@@ -44,6 +45,39 @@ pub enum EngineError {
         /// The provider name.
         provider: String,
     },
+}
+
+/// Undoes every open lease whose deadline has passed (real time): its guardian should have,
+/// but may have died with the machine. Returns how many were ended. A lease whose provider is
+/// not configured, or whose undo fails, stays open and is logged; the next call tries again.
+pub fn reconcile_leases(
+    store: &dyn Store,
+    providers: &BTreeMap<String, Arc<dyn Provider>>,
+) -> Result<usize, StoreError> {
+    let now = Timestamp::now();
+    let mut ended = 0;
+    for lease in store.open_leases()? {
+        if lease.deadline > now {
+            break;
+        }
+        let Some(provider) = providers.get(&lease.provider) else {
+            tracing::warn!(lease = lease.id, provider = %lease.provider, "an expired fault names a provider that is not configured; it stays open");
+            continue;
+        };
+        match provider.undo(&lease) {
+            Ok(detail) => {
+                let ending = format!("{detail} (reconciled after the deadline)");
+                if store.end_lease(lease.id, Timestamp::now(), &ending)? {
+                    tracing::info!(lease = lease.id, instance = %lease.instance_id, %ending, "undid an expired fault");
+                    ended += 1;
+                }
+            }
+            Err(e) => {
+                tracing::warn!(lease = lease.id, error = %e, "cannot undo an expired fault yet; it stays open");
+            }
+        }
+    }
+    Ok(ended)
 }
 
 /// One request to kill an instance now.
@@ -94,6 +128,7 @@ pub struct Engine {
     notifier: Arc<dyn Notifier>,
     policy: Arc<dyn PolicySource>,
     rng: Mutex<ChaCha8Rng>,
+    guardian: Arc<dyn Guardian>,
 }
 
 impl Engine {
@@ -116,7 +151,19 @@ impl Engine {
             notifier,
             policy,
             rng: Mutex::new(ChaCha8Rng::seed_from_u64(seed)),
+            guardian: Arc::new(NoGuardian),
         }
+    }
+
+    /// This engine with `guardian` watching the leases of the faults it makes.
+    pub fn with_guardian(mut self, guardian: Arc<dyn Guardian>) -> Engine {
+        self.guardian = guardian;
+        self
+    }
+
+    /// Undoes the faults whose deadline has passed: see [`reconcile_leases`].
+    pub fn reconcile_leases(&self) -> Result<usize, EngineError> {
+        Ok(reconcile_leases(self.store.as_ref(), &self.providers)?)
     }
 
     /// The store.
@@ -359,8 +406,31 @@ impl Engine {
         instance: &Instance,
         termination: Termination,
     ) -> Result<Termination, EngineError> {
+        // A fault with a deadline is on record, and watched from outside this process,
+        // before it is made: a crash right after it still leaves it undone on time.
+        let lease = match provider.lease() {
+            None => None,
+            Some((kind, duration)) => {
+                let now = Timestamp::now();
+                let deadline = SignedDuration::try_from(duration)
+                    .ok()
+                    .and_then(|d| now.checked_add(d).ok())
+                    .unwrap_or(Timestamp::MAX);
+                let lease = self.store.open_lease(&NewLease {
+                    termination: Some(termination.id),
+                    provider: provider.name().to_string(),
+                    instance_id: instance.id.to_string(),
+                    kind,
+                    deadline,
+                    created_at: now,
+                })?;
+                self.guardian.watch(&lease);
+                Some(lease)
+            }
+        };
         let (state, detail) = match provider.terminate(instance) {
             Ok(KillOutcome::Killed { detail }) => (TerminationState::Killed, detail),
+            Ok(KillOutcome::Paused { detail }) => (TerminationState::Paused, detail),
             Ok(KillOutcome::Simulated { detail }) => (TerminationState::Simulated, detail),
             Ok(KillOutcome::AlreadyGone) => {
                 (TerminationState::AlreadyGone, "already gone".to_string())
@@ -370,6 +440,15 @@ impl Engine {
                 (TerminationState::Failed, e.to_string())
             }
         };
+        // Gone before the fault: nothing to undo. (After a failure the lease stays open: the
+        // fault may have been made, and undoing one that was not is harmless.)
+        if let (Some(lease), TerminationState::AlreadyGone) = (&lease, state) {
+            self.store.end_lease(
+                lease.id,
+                Timestamp::now(),
+                "nothing to undo: the instance was gone",
+            )?;
+        }
         self.finish(termination, state, detail)
     }
 

@@ -28,7 +28,7 @@ use bollard::query_parameters::{
     InspectContainerOptions, KillContainerOptions, ListContainersOptions, RestartContainerOptions,
     StopContainerOptions,
 };
-use simian_core::{Instance, KillOutcome, Labels, Name, Provider, ProviderError};
+use simian_core::{FaultKind, Instance, KillOutcome, Labels, Lease, Name, Provider, ProviderError};
 
 /// The labels Simian reads.
 pub mod label {
@@ -64,6 +64,12 @@ pub enum DockerAction {
     },
     /// Stop, then start again.
     Restart,
+    /// Freeze every process of the container (the cgroup freezer) for `pause_for`, under a
+    /// lease: it is unpaused at the deadline even if Simian dies (see `simian_core::lease`).
+    Pause {
+        /// How long the container stays paused (real time).
+        pause_for: Duration,
+    },
 }
 
 impl DockerAction {
@@ -73,6 +79,7 @@ impl DockerAction {
             DockerAction::Stop => "stop",
             DockerAction::Kill { .. } => "kill",
             DockerAction::Restart => "restart",
+            DockerAction::Pause { .. } => "pause",
         }
     }
 }
@@ -263,6 +270,7 @@ impl DockerProvider {
                 let state = c.state.unwrap_or_default();
                 Ok(Some(Seen {
                     running: state.running.unwrap_or(false),
+                    paused: state.paused.unwrap_or(false),
                     exit_code: state.exit_code,
                     started_at: state.started_at.unwrap_or_default(),
                     labels: c.config.and_then(|c| c.labels).unwrap_or_default(),
@@ -277,6 +285,7 @@ impl DockerProvider {
 /// What an inspection found.
 struct Seen {
     running: bool,
+    paused: bool,
     exit_code: Option<i64>,
     started_at: String,
     labels: HashMap<String, String>,
@@ -459,6 +468,63 @@ impl Provider for DockerProvider {
         Ok(out)
     }
 
+    fn lease(&self) -> Option<(FaultKind, Duration)> {
+        match self.config.action {
+            DockerAction::Pause { pause_for } => Some((FaultKind::Pause, pause_for)),
+            _ => None,
+        }
+    }
+
+    fn undo(&self, lease: &Lease) -> Result<String, ProviderError> {
+        let id = lease.instance_id.as_str();
+        let failed = |message: String| ProviderError::Action {
+            provider: self.name.clone(),
+            instance_id: id.to_string(),
+            message,
+        };
+        let client = self.client().map_err(failed)?;
+        let unreachable = |e: bollard::errors::Error| {
+            self.forget();
+            failed(connection_error(&self.host, &e))
+        };
+        match self.inspect(&client, id).map_err(unreachable)? {
+            None => return Ok("nothing to undo: the container is gone".into()),
+            Some(seen) if !seen.paused => {
+                return Ok("nothing to undo: the container is not paused".into());
+            }
+            Some(_) => {}
+        }
+        match self.call(client.unpause_container(id)) {
+            Ok(()) => {}
+            Err(e) if matches!(status(&e), Some(404 | 409)) => {}
+            Err(e) => {
+                return Err(failed(format!(
+                    "unpause failed: {}",
+                    connection_error(&self.host, &e)
+                )));
+            }
+        }
+        let deadline = Instant::now() + self.config.kill_timeout;
+        loop {
+            match self.inspect(&client, id).map_err(unreachable)? {
+                None => return Ok("unpaused; the container is gone since".into()),
+                Some(seen) if !seen.paused => {
+                    let held = jiff::Timestamp::now().duration_since(lease.created_at);
+                    return Ok(format!(
+                        "unpaused (verified) after {:.1} s paused",
+                        held.as_secs_f64()
+                    ));
+                }
+                Some(_) if Instant::now() >= deadline => {
+                    return Err(failed(
+                        "unpause sent, but the container is still paused".into(),
+                    ));
+                }
+                Some(_) => std::thread::sleep(Duration::from_millis(50)),
+            }
+        }
+    }
+
     fn terminate(&self, instance: &Instance) -> Result<KillOutcome, ProviderError> {
         let id = instance.id.as_str();
         if self.own_container.as_deref() == Some(id) {
@@ -503,6 +569,19 @@ impl Provider for DockerProvider {
                 );
             }
         }
+        if before.paused {
+            return match self.config.action {
+                // Paused already: an earlier attempt of this same kill (resumed after a crash)
+                // made the fault, and its lease undoes it.
+                DockerAction::Pause { .. } => Ok(KillOutcome::Paused {
+                    detail: "already paused (by an earlier attempt of this kill)".into(),
+                }),
+                _ => Err(self.refused(
+                    instance,
+                    "it is paused: unpause it first (a pause may be under way)",
+                )),
+            };
+        }
         let started = Instant::now();
         let grace = i32::try_from(self.config.grace_period.as_secs()).unwrap_or(i32::MAX);
         let acted = match &self.config.action {
@@ -526,6 +605,7 @@ impl Provider for DockerProvider {
                     signal: None,
                 }),
             )),
+            DockerAction::Pause { .. } => self.call(client.pause_container(id)),
         };
         match acted {
             Ok(()) => {}
@@ -569,6 +649,15 @@ impl DockerProvider {
             })?;
             let elapsed = started.elapsed().as_millis();
             match (&self.config.action, seen) {
+                (DockerAction::Pause { pause_for }, Some(now)) if now.paused => {
+                    return Ok(KillOutcome::Paused {
+                        detail: format!("paused (verified after {elapsed} ms) for {:?}", pause_for),
+                    });
+                }
+                (DockerAction::Pause { .. }, None) => {
+                    return Err(self.action_error(instance, "paused, then removed".into()));
+                }
+                (DockerAction::Pause { .. }, Some(_)) => {}
                 (DockerAction::Restart, Some(now))
                     if now.running && now.started_at != before.started_at =>
                 {

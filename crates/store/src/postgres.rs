@@ -13,7 +13,10 @@ use simian_core::StoreError;
 use crate::backend::{Backend, Cell, Row, Tx, Value, query_error};
 use crate::redact;
 
-const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("../migrations/postgres/0001_initial.sql"))];
+const MIGRATIONS: &[(i64, &str)] = &[
+    (1, include_str!("../migrations/postgres/0001_initial.sql")),
+    (2, include_str!("../migrations/postgres/0002_leases.sql")),
+];
 
 /// The advisory lock key of Simian's store-wide write lock ("SIMIAN" in ASCII).
 const LOCK_KEY: i64 = 0x5349_4d49_414e;

@@ -5,8 +5,9 @@ use std::collections::{HashMap, HashSet};
 use jiff::Timestamp;
 use jiff::civil::Date;
 use simian_core::{
-    Check, Claim, ClaimResult, Draws, EntryStatus, Group, HistoryFilter, Instance, NewSchedule,
-    Origin, Refusal, Schedule, ScheduleEntry, Store, StoreError, Termination, TerminationState,
+    Check, Claim, ClaimResult, Draws, EntryStatus, FaultKind, Group, HistoryFilter, Instance,
+    Lease, NewLease, NewSchedule, Origin, Refusal, Schedule, ScheduleEntry, Store, StoreError,
+    Termination, TerminationState,
 };
 
 use crate::backend::{Backend, Row, Tx, Value};
@@ -134,6 +135,25 @@ fn termination(row: &Row) -> Result<Termination, StoreError> {
         state: parse::<TerminationState>(row.text(13, "state")?, "state")?,
         detail: row.text(14, "detail")?,
         origin: parse::<Origin>(row.text(15, "origin")?, "origin")?,
+    })
+}
+
+const LEASE_COLUMNS: &str = "id, termination_id, provider, instance_id, kind, deadline_ms, created_at_ms, ended_at_ms, ending";
+
+fn lease(row: &Row) -> Result<Lease, StoreError> {
+    Ok(Lease {
+        id: row.int(0, "lease id")?,
+        termination: row.opt_int(1, "lease termination")?,
+        provider: row.text(2, "lease provider")?,
+        instance_id: row.text(3, "lease instance")?,
+        kind: parse::<FaultKind>(row.text(4, "lease kind")?, "lease kind")?,
+        deadline: timestamp(row.int(5, "lease deadline")?, "lease deadline")?,
+        created_at: timestamp(row.int(6, "lease created_at")?, "lease created_at")?,
+        ended_at: row
+            .opt_int(7, "lease ended_at")?
+            .map(|v| timestamp(v, "lease ended_at"))
+            .transpose()?,
+        ending: row.opt_text(8, "lease ending")?,
     })
 }
 
@@ -565,6 +585,65 @@ impl<B: Backend> Store for SqlStore<B> {
             tx.query(&sql, &params)?.iter().map(termination).collect()
         })?;
         Ok(newest_last(rows, true))
+    }
+
+    fn open_lease(&self, l: &NewLease) -> Result<Lease, StoreError> {
+        self.backend.transaction(false, &mut |tx| {
+            let rows = tx.query(
+                &format!(
+                    "INSERT INTO leases ({}) VALUES ($1, $2, $3, $4, $5, $6, NULL, NULL) RETURNING {LEASE_COLUMNS}",
+                    &LEASE_COLUMNS["id, ".len()..]
+                ),
+                &[
+                    Value::Int(l.termination),
+                    text(&l.provider),
+                    text(&l.instance_id),
+                    text(l.kind.as_str()),
+                    ms(l.deadline),
+                    ms(l.created_at),
+                ],
+            )?;
+            rows.first().map(lease).unwrap_or(Err(StoreError::Corrupt {
+                what: "lease",
+                value: "none returned".into(),
+            }))
+        })
+    }
+
+    fn end_lease(&self, id: i64, at: Timestamp, ending: &str) -> Result<bool, StoreError> {
+        self.backend.transaction(false, &mut |tx| {
+            let changed = tx.execute(
+                "UPDATE leases SET ended_at_ms = $1, ending = $2 WHERE id = $3 AND ended_at_ms IS NULL",
+                &[ms(at), text(ending), int(id)],
+            )?;
+            Ok(changed == 1)
+        })
+    }
+
+    fn lease(&self, id: i64) -> Result<Option<Lease>, StoreError> {
+        self.backend.transaction(false, &mut |tx| {
+            tx.query(
+                &format!("SELECT {LEASE_COLUMNS} FROM leases WHERE id = $1"),
+                &[int(id)],
+            )?
+            .first()
+            .map(lease)
+            .transpose()
+        })
+    }
+
+    fn open_leases(&self) -> Result<Vec<Lease>, StoreError> {
+        self.backend.transaction(false, &mut |tx| {
+            tx.query(
+                &format!(
+                    "SELECT {LEASE_COLUMNS} FROM leases WHERE ended_at_ms IS NULL ORDER BY deadline_ms, id"
+                ),
+                &[],
+            )?
+            .iter()
+            .map(lease)
+            .collect()
+        })
     }
 
     fn refusals(&self, filter: &HistoryFilter) -> Result<Vec<Refusal>, StoreError> {

@@ -15,7 +15,10 @@ use simian_core::StoreError;
 
 use crate::backend::{Backend, Cell, Row, Tx, Value, query_error};
 
-const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("../migrations/sqlite/0001_initial.sql"))];
+const MIGRATIONS: &[(i64, &str)] = &[
+    (1, include_str!("../migrations/sqlite/0001_initial.sql")),
+    (2, include_str!("../migrations/sqlite/0002_leases.sql")),
+];
 
 /// A SQLite database.
 pub struct SqliteBackend {

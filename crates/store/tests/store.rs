@@ -13,6 +13,7 @@ on_every_store!(
     history_filters_by_time_and_app,
     racing_claims_in_one_group_record_exactly_one_kill,
     a_claim_draws_only_among_groups_that_may_lose_an_instance,
+    a_lease_is_open_until_ended_once,
 );
 
 use std::sync::{Arc, Barrier};
@@ -20,8 +21,8 @@ use std::sync::{Arc, Barrier};
 use jiff::civil::date;
 use jiff::{SignedDuration, Timestamp};
 use simian_core::{
-    Check, Claim, ClaimResult, EntryStatus, Group, Grouping, HistoryFilter, Instance, NewSchedule,
-    Origin, PlannedKill, Refusal, Store, TerminationState,
+    Check, Claim, ClaimResult, EntryStatus, FaultKind, Group, Grouping, HistoryFilter, Instance,
+    NewLease, NewSchedule, Origin, PlannedKill, Refusal, Store, TerminationState,
 };
 
 fn t(s: &str) -> Timestamp {
@@ -405,4 +406,50 @@ fn a_claim_draws_only_among_groups_that_may_lose_an_instance(db: &common::Db) {
             r.reason
         );
     }
+}
+
+/// A lease stays open until one caller ends it; a new connection (a restarted process) sees it.
+fn a_lease_is_open_until_ended_once(db: &common::Db) {
+    let (name, store) = (db.name, db.store.clone());
+    let at = t("2026-03-02T18:00:00Z");
+    let make = |instance: &str, deadline_s: i64| NewLease {
+        termination: None,
+        provider: "containers".into(),
+        instance_id: instance.into(),
+        kind: FaultKind::Pause,
+        deadline: at + SignedDuration::from_secs(deadline_s),
+        created_at: at,
+    };
+    let late = store.open_lease(&make("b", 60)).unwrap();
+    let soon = store.open_lease(&make("a", 5)).unwrap();
+    assert_eq!(soon.kind, FaultKind::Pause);
+    assert_eq!(soon.ended_at, None);
+    let reopened = simian_store::open(&db.url, db.dir.path()).unwrap();
+    let open: Vec<i64> = reopened
+        .open_leases()
+        .unwrap()
+        .iter()
+        .map(|l| l.id)
+        .collect();
+    assert_eq!(
+        open,
+        vec![soon.id, late.id],
+        "{name}: soonest deadline first"
+    );
+    assert!(
+        store
+            .end_lease(soon.id, at + SignedDuration::from_secs(5), "unpaused")
+            .unwrap()
+    );
+    assert!(
+        !reopened
+            .end_lease(soon.id, at + SignedDuration::from_secs(6), "again")
+            .unwrap(),
+        "{name}: ended once"
+    );
+    let ended = store.lease(soon.id).unwrap().unwrap();
+    assert_eq!(ended.ending.as_deref(), Some("unpaused"), "{name}");
+    assert_eq!(ended.ended_at, Some(at + SignedDuration::from_secs(5)));
+    assert_eq!(store.open_leases().unwrap().len(), 1, "{name}");
+    assert!(store.lease(9999).unwrap().is_none());
 }

@@ -103,6 +103,11 @@ impl Lab {
         docker(&["inspect", "-f", "{{.State.Running}}", id]) == "true"
     }
 
+    /// Whether the container is paused.
+    pub fn paused(&self, id: &str) -> bool {
+        docker(&["inspect", "-f", "{{.State.Paused}}", id]) == "true"
+    }
+
     /// The ids of this run's containers that are running.
     pub fn running_ids(&self) -> Vec<String> {
         let filter = format!("label={RUN_LABEL}={}", self.run);

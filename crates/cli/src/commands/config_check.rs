@@ -106,8 +106,11 @@ pub fn run(g: &Global, a: CheckArgs) -> anyhow::Result<u8> {
                     "{} ({}), grace_period {:?}, host {}{}",
                     c.action.as_str(),
                     match &c.action {
-                        simian_providers::DockerAction::Kill { signal } => signal.as_str(),
-                        _ => "SIGTERM, then SIGKILL",
+                        simian_providers::DockerAction::Kill { signal } => signal.clone(),
+                        simian_providers::DockerAction::Pause { pause_for } => {
+                            format!("for {pause_for:?}, always undone")
+                        }
+                        _ => "SIGTERM, then SIGKILL".to_string(),
                     },
                     c.grace_period,
                     c.host

@@ -37,6 +37,7 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Demo(a) => demo::run(g, a),
         Command::Proxy(a) => proxy::run(g, a),
         Command::DemoService(a) => demo::service(a),
+        Command::Guard(a) => crate::guardian::run(g, a),
     }
 }
 

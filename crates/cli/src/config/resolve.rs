@@ -501,19 +501,26 @@ fn docker(
             }
         }
         "pause" => {
-            let spanned = raw.action.as_ref().unwrap_or(&raw.kind);
-            return Err(ctx.err(
-                spanned,
-                format!("{section}: action = \"pause\" is not available in this build yet"),
-                "use action = \"stop\", \"kill\" or \"restart\"",
-            ));
+            let pause_for = match &raw.pause_for {
+                Some(p) => duration(ctx, p, &format!("{section} pause_for"))?,
+                None => Duration::from_secs(300),
+            };
+            if pause_for.is_zero() || pause_for > Duration::from_secs(7 * 24 * 3600) {
+                let spanned = raw.pause_for.as_ref().unwrap_or(&raw.kind);
+                return Err(ctx.err(
+                    spanned,
+                    format!("{section}: pause_for must be more than 0 and at most a week"),
+                    "write a duration such as pause_for = \"5m\"",
+                ));
+            }
+            DockerAction::Pause { pause_for }
         }
         other => {
             let spanned = raw.action.as_ref().unwrap_or(&raw.kind);
             return Err(ctx.err(
                 spanned,
                 format!("{section}: unknown action {other:?}"),
-                "use stop (SIGTERM, the grace period, SIGKILL), kill (one signal) or restart",
+                "use stop (SIGTERM, the grace period, SIGKILL), kill (one signal), restart, or pause (for pause_for, always undone)",
             ));
         }
     };
@@ -528,11 +535,13 @@ fn docker(
             "remove signal, or set action = \"kill\"",
         ));
     }
-    if let Some(p) = &raw.pause_for {
+    if let Some(p) = &raw.pause_for
+        && action != "pause"
+    {
         return Err(ctx.err(
             p,
-            format!("{section}: pause_for is a setting of action = \"pause\", which is not available in this build yet"),
-            "remove pause_for",
+            format!("{section}: pause_for is a setting of action = \"pause\", not of action = \"{action}\""),
+            "remove pause_for, or set action = \"pause\"",
         ));
     }
     Ok(config)
@@ -733,6 +742,10 @@ impl Settings {
                         "action": c.action.as_str(),
                         "signal": match &c.action {
                             DockerAction::Kill { signal } => Some(signal.as_str()),
+                            _ => None,
+                        },
+                        "pause_for": match &c.action {
+                            DockerAction::Pause { pause_for } => Some(format!("{}s", pause_for.as_secs_f64())),
                             _ => None,
                         },
                         "grace_period": format!("{}s", c.grace_period.as_secs_f64()),
