@@ -185,6 +185,10 @@ pub struct DemoArgs {
     /// Real seconds per simulated work day.
     #[arg(long, default_value_t = 20.0, hide = true)]
     pub day_seconds: f64,
+    /// Run the fleet as Docker containers (built locally FROM scratch, nothing pulled)
+    /// killed through the docker provider, instead of local processes.
+    #[arg(long)]
+    pub docker: bool,
 }
 
 /// `simian proxy`
@@ -318,9 +322,12 @@ pub enum ToxicCommand {
 /// `simian demo-service` (internal)
 #[derive(Debug, Args)]
 pub struct DemoServiceArgs {
-    /// Loopback port to listen on.
+    /// Port to listen on (0: any free port).
     #[arg(long)]
     pub port: u16,
+    /// Address to listen on: loopback, or every address inside a demo container.
+    #[arg(long, default_value = "127.0.0.1")]
+    pub host: std::net::IpAddr,
 }
 
 #[cfg(test)]

@@ -119,3 +119,81 @@ fn a_short_demo_kills_replaces_and_cleans_up() {
         "an interrupted demo process survived"
     );
 }
+
+fn docker_ids(filter: &str) -> Vec<String> {
+    let out = std::process::Command::new("docker")
+        .args(["ps", "-aq", "--no-trunc", "--filter", filter])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+fn demo_image_exists(pid: u32) -> bool {
+    std::process::Command::new("docker")
+        .args(["image", "inspect", &format!("simian-demo:{pid}")])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .unwrap()
+        .success()
+}
+
+/// `simian demo --docker`: the same fleet as containers built FROM scratch around the simian
+/// binary, killed through the docker provider, replaced, and all removed at the end.
+#[test]
+#[ignore = "needs the Docker engine: scripts/test.sh checks it (then pass --include-ignored)"]
+fn the_demo_runs_on_containers_and_leaves_nothing() {
+    let (code, summary, stderr) = demo(&["--docker"]);
+    assert_eq!(code, 0, "{stderr}\n{summary:#}");
+    assert_eq!(summary["provider"], "docker");
+    assert!(summary["kills"].as_u64().unwrap() >= 2, "{summary:#}");
+    assert!(
+        summary["replacements"].as_u64().unwrap() >= 1,
+        "{summary:#}"
+    );
+    assert!(summary["met_target"].as_bool().unwrap(), "{summary:#}");
+    let run = summary["run_id"].as_str().unwrap();
+    assert!(
+        docker_ids(&format!("label=run={run}")).is_empty(),
+        "containers left"
+    );
+}
+
+/// A demo killed with SIGKILL leaves its containers and image; the next demo removes them
+/// (and never touches a running demo's).
+#[test]
+#[ignore = "needs the Docker engine: scripts/test.sh checks it (then pass --include-ignored)"]
+fn a_crashed_docker_demo_is_cleaned_up_by_the_next_one() {
+    let s = Sandbox::new();
+    let mut first = s
+        .command(&["demo", "--docker", "--day-seconds", "30", "--json"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let pid = first.id();
+    let label = format!("label=simian.demo.pid={pid}");
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while docker_ids(&label).len() < 6 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the first demo's fleet did not start"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    first.kill().unwrap();
+    first.wait().unwrap();
+    assert!(
+        !docker_ids(&label).is_empty(),
+        "a SIGKILL leaves containers behind"
+    );
+    assert!(demo_image_exists(pid));
+
+    let (code, summary, stderr) = demo(&["--docker"]);
+    assert_eq!(code, 0, "{stderr}\n{summary:#}");
+    assert!(docker_ids(&label).is_empty(), "the next demo removed them");
+    assert!(!demo_image_exists(pid), "and the image");
+}

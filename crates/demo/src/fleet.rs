@@ -1,9 +1,10 @@
 //! The demo fleet and its supervisor.
 //!
-//! The supervisor starts every instance as a real process (`simian demo-service`), labelled
-//! through its environment like any process target and with this run's unique label, and
-//! replaces an instance that died after a short delay, as an Auto Scaling group or a
-//! ReplicaSet would. It only ever signals the children it started itself.
+//! The supervisor starts every instance (`simian demo-service`) as a real process, labelled
+//! through its environment like any process target, or as a Docker container labelled the
+//! same way ([`crate::containers`]), each with this run's unique label, and replaces an
+//! instance that died after a short delay, as an Auto Scaling group or a ReplicaSet would. It
+//! only ever touches the instances it started itself.
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
@@ -16,6 +17,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 
+use crate::containers::Containers;
 use crate::view::Note;
 
 /// One place in the fleet, filled by successive instances.
@@ -49,12 +51,58 @@ pub struct Fleet {
     supervisor: Option<std::thread::JoinHandle<()>>,
 }
 
+/// Where the fleet's instances run.
+pub enum Backend {
+    /// Local processes.
+    Processes,
+    /// Docker containers.
+    Containers(Containers),
+}
+
+/// One running instance.
+enum Handle {
+    Process(Child),
+    Container(String),
+}
+
 struct Member {
-    child: Option<Child>,
+    handle: Option<Handle>,
     died_at: Option<Instant>,
 }
 
-fn spawn(run_id: &str, zone: &str, slot: &str) -> anyhow::Result<(Child, SocketAddr)> {
+impl Backend {
+    fn spawn(&self, run_id: &str, zone: &str, slot: &str) -> anyhow::Result<(Handle, SocketAddr)> {
+        match self {
+            Backend::Processes => {
+                spawn_process(run_id, zone, slot).map(|(c, a)| (Handle::Process(c), a))
+            }
+            Backend::Containers(c) => c
+                .spawn(zone, slot)
+                .map(|(id, a)| (Handle::Container(id), a)),
+        }
+    }
+
+    /// Ends an instance this fleet started (cleanup only).
+    fn end(&self, handle: &mut Handle) {
+        match (self, handle) {
+            (_, Handle::Process(c)) => {
+                let _ = c.kill();
+                let _ = c.wait();
+            }
+            (Backend::Containers(c), Handle::Container(id)) => c.remove(id),
+            (Backend::Processes, Handle::Container(_)) => {}
+        }
+    }
+
+    /// Removes what the backend made besides the instances (the image).
+    fn cleanup(&self) {
+        if let Backend::Containers(c) = self {
+            c.cleanup();
+        }
+    }
+}
+
+fn spawn_process(run_id: &str, zone: &str, slot: &str) -> anyhow::Result<(Child, SocketAddr)> {
     let exe = std::env::current_exe().context("locating the simian binary")?;
     let mut child = Command::new(exe)
         .args(["demo-service", "--port", "0"])
@@ -99,6 +147,7 @@ fn spawn(run_id: &str, zone: &str, slot: &str) -> anyhow::Result<(Child, SocketA
 impl Fleet {
     /// Starts `zones` x `replicas` instances and their supervisor.
     pub fn start(
+        backend: Backend,
         run_id: &str,
         zones: u8,
         replicas: u8,
@@ -109,18 +158,18 @@ impl Fleet {
         let mut members = Vec::new();
         let cleanup = |members: &mut Vec<Member>| {
             for m in members.iter_mut() {
-                if let Some(c) = m.child.as_mut() {
-                    let _ = c.kill();
-                    let _ = c.wait();
+                if let Some(h) = m.handle.as_mut() {
+                    backend.end(h);
                 }
             }
+            backend.cleanup();
         };
         for z in 1..=zones {
             for r in 0..replicas {
                 let zone = format!("z{z}");
                 let name = format!("{zone}-{r}");
-                match spawn(run_id, &zone, &name) {
-                    Ok((child, addr)) => {
+                match backend.spawn(run_id, &zone, &name) {
+                    Ok((handle, addr)) => {
                         slots.push(Slot {
                             name,
                             zone,
@@ -128,7 +177,7 @@ impl Fleet {
                             healthy: true,
                         });
                         members.push(Member {
-                            child: Some(child),
+                            handle: Some(handle),
                             died_at: None,
                         });
                     }
@@ -153,6 +202,7 @@ impl Fleet {
                 .name("demo-supervisor".into())
                 .spawn(move || {
                     supervise(
+                        &backend,
                         &run_id,
                         &slots,
                         &mut members,
@@ -187,7 +237,9 @@ impl Drop for Fleet {
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 fn supervise(
+    backend: &Backend,
     run_id: &str,
     slots: &Slots,
     members: &mut [Member],
@@ -196,13 +248,32 @@ fn supervise(
     replace_after: Duration,
     notes: &Sender<Note>,
 ) {
+    let mut containers_seen: Option<(Instant, std::collections::HashSet<String>)> = None;
     while !stop.load(Ordering::SeqCst) {
+        // Containers are listed in one call, at most every 200 ms.
+        if let Backend::Containers(c) = backend
+            && containers_seen
+                .as_ref()
+                .is_none_or(|(at, _)| at.elapsed() >= Duration::from_millis(200))
+        {
+            match c.running() {
+                Ok(running) => containers_seen = Some((Instant::now(), running)),
+                Err(e) => tracing::warn!(error = %e, "cannot list the demo's containers"),
+            }
+        }
         for (i, m) in members.iter_mut().enumerate() {
-            if m.child
-                .as_mut()
-                .is_some_and(|c| matches!(c.try_wait(), Ok(Some(_))))
-            {
-                m.child = None;
+            let dead = match m.handle.as_mut() {
+                Some(Handle::Process(c)) => matches!(c.try_wait(), Ok(Some(_))),
+                Some(Handle::Container(id)) => containers_seen
+                    .as_ref()
+                    .is_some_and(|(_, running)| !running.contains(id.as_str())),
+                None => false,
+            };
+            if dead {
+                if let Some(mut h) = m.handle.take() {
+                    // A stopped container is removed; a dead process is reaped.
+                    backend.end(&mut h);
+                }
                 m.died_at = Some(Instant::now());
             }
             if let Some(died) = m.died_at.filter(|d| d.elapsed() >= replace_after) {
@@ -210,10 +281,11 @@ fn supervise(
                     let s = slots.read().unwrap_or_else(|e| e.into_inner());
                     (s[i].zone.clone(), s[i].name.clone())
                 };
-                match spawn(run_id, &zone, &name) {
-                    Ok((child, addr)) => {
-                        m.child = Some(child);
+                match backend.spawn(run_id, &zone, &name) {
+                    Ok((handle, addr)) => {
+                        m.handle = Some(handle);
                         m.died_at = None;
+                        containers_seen = None;
                         replacements.fetch_add(1, Ordering::SeqCst);
                         let mut s = slots.write().unwrap_or_else(|e| e.into_inner());
                         s[i].addr = Some(addr);
@@ -233,9 +305,9 @@ fn supervise(
         std::thread::sleep(Duration::from_millis(20));
     }
     for m in members.iter_mut() {
-        if let Some(c) = m.child.as_mut() {
-            let _ = c.kill();
-            let _ = c.wait();
+        if let Some(h) = m.handle.as_mut() {
+            backend.end(h);
         }
     }
+    backend.cleanup();
 }

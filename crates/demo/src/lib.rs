@@ -12,6 +12,7 @@
 
 pub mod balancer;
 pub mod clock;
+pub mod containers;
 pub mod fleet;
 pub mod http;
 pub mod load;
@@ -29,10 +30,11 @@ use jiff::tz::TimeZone;
 use serde::Serialize;
 use simian_core::{Grouping, HistoryFilter, NoOutageCheck, Provider, TerminationState};
 use simian_monkey::{AppPolicy, Calendar, Daemon, Engine, Policy};
-use simian_providers::{ProcessConfig, ProcessProvider};
+use simian_providers::{DockerConfig, DockerProvider, ProcessConfig, ProcessProvider};
 
 use crate::clock::WorkdayClock;
-use crate::fleet::Fleet;
+use crate::containers::Containers;
+use crate::fleet::{Backend, Fleet};
 use crate::load::Load;
 
 /// The demo calendar always starts on this Monday, so a seed replays the same kills.
@@ -61,6 +63,8 @@ pub struct DemoOptions {
     pub day_seconds: f64,
     /// Print the summary as JSON.
     pub json: bool,
+    /// Run the fleet as Docker containers through the docker provider.
+    pub docker: bool,
 }
 
 /// Longest run of failed requests.
@@ -75,8 +79,10 @@ pub struct Burst {
 /// What happened.
 #[derive(Clone, Debug, Serialize)]
 pub struct DemoSummary {
-    /// The run's unique label (`SIMIAN_LABEL_RUN`).
+    /// The run's unique label (`SIMIAN_LABEL_RUN`, or the container label `run`).
     pub run_id: String,
+    /// Where the fleet ran: `process` or `docker`.
+    pub provider: String,
     /// The schedule seed.
     pub seed: u64,
     /// Simulated work days.
@@ -160,7 +166,13 @@ fn run_inner(o: &DemoOptions, interrupted: &Arc<AtomicBool>) -> anyhow::Result<D
     };
 
     let (notes_tx, notes_rx) = mpsc::channel();
+    let backend = if o.docker {
+        Backend::Containers(Containers::prepare(&run_id)?)
+    } else {
+        Backend::Processes
+    };
     let mut fleet = Fleet::start(
+        backend,
         &run_id,
         o.zones,
         o.replicas,
@@ -180,14 +192,30 @@ fn run_inner(o: &DemoOptions, interrupted: &Arc<AtomicBool>) -> anyhow::Result<D
     let load_task = runtime.spawn(load::run(lb, REQUEST_RATE, load.clone(), load_stopped));
 
     // The real engine over the demo's own fleet, selected by this run's unique label.
-    let provider: Arc<dyn Provider> = Arc::new(ProcessProvider::new(
-        "demo",
-        ProcessConfig {
-            grace_period: Duration::from_secs(2),
-            kill_timeout: Duration::from_secs(5),
-            selector: BTreeMap::from([("run".to_string(), run_id.clone())]),
-        },
-    ));
+    let selector = BTreeMap::from([("run".to_string(), run_id.clone())]);
+    let provider: Arc<dyn Provider> = if o.docker {
+        Arc::new(
+            DockerProvider::new(
+                "demo",
+                DockerConfig {
+                    grace_period: Duration::from_secs(2),
+                    kill_timeout: Duration::from_secs(10),
+                    selector,
+                    ..DockerConfig::default()
+                },
+            )
+            .map_err(|e| anyhow::anyhow!(e))?,
+        )
+    } else {
+        Arc::new(ProcessProvider::new(
+            "demo",
+            ProcessConfig {
+                grace_period: Duration::from_secs(2),
+                kill_timeout: Duration::from_secs(5),
+                selector,
+            },
+        ))
+    };
     let store = simian_store::open("sqlite://simian-demo.db", dir.path())?;
     let clock = Arc::new(WorkdayClock::new(
         &calendar,
@@ -280,6 +308,7 @@ fn run_inner(o: &DemoOptions, interrupted: &Arc<AtomicBool>) -> anyhow::Result<D
     tracing::debug!(?clusters, "demo finished");
     Ok(DemoSummary {
         run_id,
+        provider: if o.docker { "docker" } else { "process" }.into(),
         seed: o.seed,
         days: o.days,
         fragile: o.fragile,
@@ -318,8 +347,14 @@ fn print(s: &DemoSummary, json: bool) -> anyhow::Result<()> {
     writeln!(out)?;
     writeln!(
         out,
-        "simian demo: {} simulated work day(s), seed {}, balancer {mode}",
-        s.days, s.seed
+        "simian demo: {} simulated work day(s), seed {}, {}, balancer {mode}",
+        s.days,
+        s.seed,
+        if s.provider == "docker" {
+            "a fleet of Docker containers"
+        } else {
+            "a fleet of local processes"
+        }
     )?;
     writeln!(out)?;
     writeln!(out, "  kills           {}", s.kills)?;

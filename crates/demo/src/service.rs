@@ -18,19 +18,19 @@ use hyper_util::rt::TokioIo;
 use tokio::io::AsyncReadExt;
 use tokio::net::TcpListener;
 
-/// Runs the service on `127.0.0.1:port` (0 picks a free port) until SIGTERM or stdin EOF.
-pub fn run(port: u16) -> anyhow::Result<()> {
+/// Runs the service on `addr` (port 0 picks a free port) until SIGTERM or stdin EOF.
+pub fn run(addr: SocketAddr) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    let result = runtime.block_on(serve(port));
+    let result = runtime.block_on(serve(addr));
     // The stdin watcher blocks a thread on read(2); do not wait for it.
     runtime.shutdown_background();
     result
 }
 
-async fn serve(port: u16) -> anyhow::Result<()> {
-    let listener = TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], port))).await?;
+async fn serve(addr: SocketAddr) -> anyhow::Result<()> {
+    let listener = TcpListener::bind(addr).await?;
     let addr = listener.local_addr()?;
     let slot = std::env::var("SIMIAN_LABEL_SLOT").unwrap_or_else(|_| "?".into());
     {

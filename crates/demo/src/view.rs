@@ -125,7 +125,17 @@ pub fn draw(g: Gauges, notes: Receiver<Note>, stop: Arc<AtomicBool>, quiet: bool
                     instance,
                     cluster,
                     detail,
-                } => format!("  {at}  chaos monkey killed {instance} in {cluster} ({detail})"),
+                } => {
+                    // A container id is 64 hex digits; 12 name it, as `docker ps` does.
+                    let shown = if instance.len() == 64
+                        && instance.bytes().all(|b| b.is_ascii_hexdigit())
+                    {
+                        &instance[..12]
+                    } else {
+                        instance.as_str()
+                    };
+                    format!("  {at}  chaos monkey killed {shown} in {cluster} ({detail})")
+                }
                 Note::Replaced { slot, after } => format!(
                     "  supervisor replaced {slot} after {:.1}s",
                     after.as_secs_f64()

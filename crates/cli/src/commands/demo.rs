@@ -22,6 +22,7 @@ pub fn run(g: &Global, a: DemoArgs) -> anyhow::Result<u8> {
         fragile: a.fragile,
         day_seconds: a.day_seconds,
         json: g.json,
+        docker: a.docker,
     };
     let summary = simian_demo::run(options)?;
     Ok(if summary.met_target {
@@ -32,6 +33,6 @@ pub fn run(g: &Global, a: DemoArgs) -> anyhow::Result<u8> {
 }
 
 pub fn service(a: DemoServiceArgs) -> anyhow::Result<u8> {
-    simian_demo::service::run(a.port)?;
+    simian_demo::service::run(std::net::SocketAddr::new(a.host, a.port))?;
     Ok(super::OK)
 }
