@@ -6,7 +6,6 @@
 mod util;
 
 use std::collections::BTreeSet;
-use std::process::{Child, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use jiff::civil::date;
@@ -14,27 +13,7 @@ use rand::{Rng, SeedableRng};
 use simian_core::{
     Claim, ClaimResult, EntryStatus, Grouping, HistoryFilter, Instance, Origin, TerminationState,
 };
-use util::{Sandbox, config, inventory};
-
-struct Daemon(Child);
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn start(s: &Sandbox, args: &[&str]) -> Daemon {
-    let mut cmd = s.command(&[&["monkey"], args].concat());
-    cmd.stdout(Stdio::null()).stderr(Stdio::null());
-    Daemon(cmd.spawn().unwrap())
-}
-
-fn signal(d: &Daemon, sig: rustix::process::Signal) {
-    let pid = rustix::process::Pid::from_raw(d.0.id() as i32).unwrap();
-    rustix::process::kill_process(pid, sig).unwrap();
-}
+use util::{Sandbox, config, inventory, signal, start_daemon};
 
 #[test]
 fn sigkill_and_restart_lose_nothing_and_repeat_nothing_on_sqlite() {
@@ -75,13 +54,13 @@ fn sigkill_and_restart_lose_nothing_and_repeat_nothing(store_url: String) {
         let mut crashes = 0;
         // The window closes 6 h 2 min of simulated time later: about 6 s of real time.
         while began.elapsed() < Duration::from_millis(6300) {
-            let d = start(&s, &clock);
+            let d = start_daemon(&s, &clock);
             std::thread::sleep(Duration::from_millis(rng.random_range(120..600)));
             signal(&d, rustix::process::Signal::KILL);
             crashes += 1;
         }
         // A last run past the window's end, stopped cleanly.
-        let mut d = start(&s, &clock);
+        let mut d = start_daemon(&s, &clock);
         std::thread::sleep(Duration::from_millis(800));
         signal(&d, rustix::process::Signal::TERM);
         let status = d.0.wait().unwrap();
@@ -221,7 +200,7 @@ fn a_kill_recorded_before_a_crash_is_resumed_on_restart() {
     ));
     assert_eq!(store.unfinished().unwrap().len(), 1);
 
-    let d = start(&s, &[]);
+    let d = start_daemon(&s, &[]);
     let deadline = Instant::now() + Duration::from_secs(10);
     while !store.unfinished().unwrap().is_empty() {
         assert!(

@@ -9,14 +9,13 @@
 mod util;
 
 use std::collections::BTreeSet;
-use std::process::{Child, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use jiff::civil::date;
 use rand::{Rng, SeedableRng};
 use simian_core::{EntryStatus, HistoryFilter, TerminationState};
 use simian_testkit::docker::{Lab, RUN_LABEL};
-use util::Sandbox;
+use util::{Sandbox, signal, start_daemon};
 
 /// A sandbox whose config aims at this lab's containers only.
 fn sandbox(lab: &Lab, monkey: &str, app: &str) -> Sandbox {
@@ -76,26 +75,6 @@ fn terminate_stops_exactly_one_container_then_the_minimum_time_refuses() {
     assert_eq!(lab.running_ids().len(), 2, "nothing else was touched");
 }
 
-struct Daemon(Child);
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn start(s: &Sandbox, args: &[&str]) -> Daemon {
-    let mut cmd = s.command(&[&["monkey"], args].concat());
-    cmd.stdout(Stdio::null()).stderr(Stdio::null());
-    Daemon(cmd.spawn().unwrap())
-}
-
-fn signal(d: &Daemon, sig: rustix::process::Signal) {
-    let pid = rustix::process::Pid::from_raw(d.0.id() as i32).unwrap();
-    rustix::process::kill_process(pid, sig).unwrap();
-}
-
 /// Monday 2 March 2026, 08:58 in Los Angeles, one simulated hour per real second: the
 /// window (09:00 to 15:00) passes in about 6 s.
 fn clock() -> Vec<String> {
@@ -135,14 +114,14 @@ fn day_on_containers(tag: &str, crash: bool) {
     if crash {
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(17);
         while began.elapsed() < Duration::from_millis(6300) {
-            let d = start(&s, &clock);
+            let d = start_daemon(&s, &clock);
             std::thread::sleep(Duration::from_millis(rng.random_range(150..700)));
             signal(&d, rustix::process::Signal::KILL);
             crashes += 1;
         }
     }
     // A (last) run past the window's end and the kills' grace periods, stopped cleanly.
-    let mut d = start(&s, &clock);
+    let mut d = start_daemon(&s, &clock);
     let until = Duration::from_millis(if crash { 9000 } else { 8500 });
     std::thread::sleep(until.saturating_sub(began.elapsed()));
     signal(&d, rustix::process::Signal::TERM);
@@ -287,7 +266,7 @@ fn a_pause_is_undone_even_after_sigkill() {
     let s = pause_sandbox(&lab, "4s", "dry_run = false\nseed = 3");
     let clock = clock();
     let clock: Vec<&str> = clock.iter().map(String::as_str).collect();
-    let d = start(&s, &clock);
+    let d = start_daemon(&s, &clock);
     let mut paused = None;
     wait_until(
         Duration::from_secs(10),
@@ -359,4 +338,29 @@ fn a_pause_whose_guardian_died_is_undone_by_the_next_command() {
     );
     let store = open_store(&s);
     assert!(store.open_leases().unwrap().is_empty());
+}
+
+/// No engine at the socket: `eligible` exits 1 naming it, `terminate` records the refusal.
+#[test]
+fn no_engine_is_exit_1_with_the_socket_named() {
+    let s = Sandbox::new();
+    let socket = s.path().join("docker.sock");
+    s.write(
+        "simian.toml",
+        &format!(
+            "[store]\nurl = \"sqlite://simian.db\"\n\n[providers.c]\nkind = \"docker\"\nhost = \"unix://{}\"\n\n[[apps]]\nname = \"web\"\nprovider = \"c\"\n",
+            socket.display()
+        ),
+    );
+    let out = s.run(&["eligible", "web"]);
+    out.expect(1);
+    assert!(
+        out.stderr().contains(&socket.display().to_string())
+            && out.stderr().contains("start the engine"),
+        "{}",
+        out.stderr()
+    );
+    let out = s.run(&["terminate", "web", "--json"]);
+    out.expect(1);
+    assert_eq!(out.json()["refusal"]["check"], "inventory");
 }

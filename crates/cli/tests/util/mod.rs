@@ -112,3 +112,26 @@ pub fn free_port() -> u16 {
 pub fn postgres_url(tag: &str) -> String {
     simian_testkit::fresh_postgres(&format!("cli_{tag}"))
 }
+
+/// A `simian monkey` process, killed and reaped however the test ends.
+pub struct Daemon(pub std::process::Child);
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts `simian monkey ARGS` in the sandbox, its output discarded.
+pub fn start_daemon(s: &Sandbox, args: &[&str]) -> Daemon {
+    let mut cmd = s.command(&[&["monkey"], args].concat());
+    cmd.stdout(Stdio::null()).stderr(Stdio::null());
+    Daemon(cmd.spawn().unwrap())
+}
+
+/// Sends `sig` to the daemon (our own child).
+pub fn signal(d: &Daemon, sig: rustix::process::Signal) {
+    let pid = rustix::process::Pid::from_raw(d.0.id() as i32).unwrap();
+    rustix::process::kill_process(pid, sig).unwrap();
+}
