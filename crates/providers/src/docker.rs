@@ -339,21 +339,44 @@ fn parse_api(version: &str) -> Option<(u32, u32)> {
     Some((major.parse().ok()?, minor.parse().ok()?))
 }
 
-/// The id of the container this process runs in, from `/proc/self/mountinfo` (the engine
-/// mounts `/etc/hostname` from `.../containers/<id>/hostname`) or `/proc/self/cgroup`
-/// (`.../docker/<id>` or `docker-<id>.scope`).
+/// The id of the container this process runs in, from `/proc/self/mountinfo` or
+/// `/proc/self/cgroup`; `None` on a host.
+///
+/// In mountinfo, only the files the engine bind-mounts into a container count (`/etc/hostname`,
+/// `/etc/hosts`, `/etc/resolv.conf`, mounted from `.../containers/<id>/...`): a host's own
+/// mountinfo lists every container's `.../containers/<id>/mounts/shm`, which must not make the
+/// first container look like Simian's own. In cgroup, `.../docker/<id>` (v1) or
+/// `docker-<id>.scope` (systemd).
 pub fn own_container_id(text: &str) -> Option<String> {
-    let is_id = |s: &str| s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit());
-    for line in text.lines() {
-        for marker in ["/containers/", "/docker/", "docker-"] {
-            let mut rest = line;
-            while let Some(at) = rest.find(marker) {
-                rest = &rest[at + marker.len()..];
-                let candidate: String = rest.chars().take(64).collect();
-                if is_id(&candidate) {
-                    return Some(candidate);
-                }
+    let id_after = |s: &str, marker: &str| -> Option<String> {
+        let mut rest = s;
+        while let Some(at) = rest.find(marker) {
+            rest = &rest[at + marker.len()..];
+            let candidate: String = rest.chars().take(64).collect();
+            if candidate.len() == 64 && candidate.bytes().all(|b| b.is_ascii_hexdigit()) {
+                return Some(candidate);
             }
+        }
+        None
+    };
+    for line in text.lines() {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        // mountinfo: "ID PARENT MAJ:MIN ROOT MOUNTPOINT ..."
+        if let [_, _, _, root, mount_point, ..] = fields.as_slice()
+            && matches!(
+                *mount_point,
+                "/etc/hostname" | "/etc/hosts" | "/etc/resolv.conf"
+            )
+            && let Some(id) = id_after(root, "/containers/")
+        {
+            return Some(id);
+        }
+        // cgroup: "HIERARCHY:CONTROLLERS:PATH"
+        if let Some(path) = line.splitn(3, ':').nth(2)
+            && fields.len() == 1
+            && let Some(id) = id_after(path, "/docker/").or_else(|| id_after(path, "docker-"))
+        {
+            return Some(id);
         }
     }
     None
@@ -797,6 +820,12 @@ mod tests {
             Some(id)
         );
         assert_eq!(own_container_id("0::/user.slice/session-1.scope\n"), None);
+        // A host lists every container's shm mount: none of them is ours.
+        let host = format!(
+            "845 29 0:70 / /var/lib/docker/containers/{}/mounts/shm rw,nosuid - tmpfs shm rw\n",
+            "ab12".repeat(16)
+        );
+        assert_eq!(own_container_id(&host), None);
     }
 
     #[test]
