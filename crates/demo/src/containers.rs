@@ -1,7 +1,7 @@
 //! The demo fleet as Docker containers (`simian demo --docker`).
 //!
-//! Nothing is pulled: the image is built here, `FROM scratch`, around the running simian
-//! binary and the shared libraries it needs (as `ldd` lists them), and each container runs
+//! Nothing is pulled: the image is made here from nothing but the running simian binary and
+//! the shared libraries it needs (as `ldd` lists them), imported as one layer, and each container runs
 //! `simian demo-service` on port 8080 of its own network namespace, published on 127.0.0.1
 //! only. Containers carry the same `simian.*` labels as the process fleet's environment, the
 //! run's label, and the demo's pid; the image is tagged with the pid. Everything is removed
@@ -69,14 +69,31 @@ impl Containers {
             }
             std::fs::copy(&lib, &target).with_context(|| format!("copying {}", lib.display()))?;
         }
-        std::fs::write(
-            dir.path().join("Dockerfile"),
-            "FROM scratch\nCOPY rootfs/ /\nENTRYPOINT [\"/simian\"]\n",
-        )?;
-        let label = format!("{PID_LABEL}={pid}");
-        let context = dir.path().to_string_lossy().into_owned();
-        docker(&["build", "-q", "-t", &image, "--label", &label, &context])
-            .context("building the demo image")?;
+        // `docker import` of a tarball makes a one-layer image without the builder's cache,
+        // which demos building at the same time would share, and remove from each other.
+        let tarball = dir.path().join("image.tar");
+        let tarred = Command::new("tar")
+            .arg("-C")
+            .arg(&root)
+            .arg("-cf")
+            .arg(&tarball)
+            .arg(".")
+            .status()
+            .context("running tar to pack the image")?;
+        if !tarred.success() {
+            bail!("tar could not pack the demo image ({tarred})");
+        }
+        let label = format!("LABEL {PID_LABEL}={pid}");
+        docker(&[
+            "import",
+            "--change",
+            "ENTRYPOINT [\"/simian\"]",
+            "--change",
+            &label,
+            &tarball.to_string_lossy(),
+            &image,
+        ])
+        .context("building the demo image")?;
         Ok(Containers {
             run_id: run_id.to_string(),
             image,

@@ -1,6 +1,6 @@
 //! Containers for tests, on the real Docker engine, with nothing pulled.
 //!
-//! A [`Lab`] builds its own image `FROM scratch` around Debian's static busybox
+//! A [`Lab`] makes its own image from nothing but Debian's static busybox
 //! (`busybox-static`, which `scripts/test.sh` installs), labels the image and every container
 //! with a run id unique to the test ([`RUN_LABEL`]), and removes all of them when dropped,
 //! whether the test passed or panicked. Tests select containers only through that label.
@@ -52,21 +52,36 @@ impl Lab {
         );
         let image = format!("simian-test-busybox:{run}");
         let dir = tempfile::tempdir().expect("a temporary directory");
-        std::fs::copy("/bin/busybox", dir.path().join("busybox"))
+        std::fs::create_dir(dir.path().join("bin")).expect("a bin folder");
+        std::fs::copy("/bin/busybox", dir.path().join("bin/busybox"))
             .expect("/bin/busybox from Debian's busybox-static (scripts/test.sh installs it)");
-        std::fs::write(
-            dir.path().join("Dockerfile"),
-            "FROM scratch\nCOPY busybox /bin/busybox\nENTRYPOINT [\"/bin/busybox\"]\n",
-        )
-        .expect("write the Dockerfile");
+        // `docker import` of a tarball makes a one-layer image without the builder's cache,
+        // which tests building at the same time would share, and remove from each other.
+        let tarball = dir.path().join("image.tar");
+        let status = Command::new("tar")
+            .arg("-C")
+            .arg(dir.path())
+            .arg("-cf")
+            .arg(&tarball)
+            .arg("bin")
+            .status()
+            .expect("run tar");
+        assert!(status.success(), "tar of the image's files");
         let lab = Lab {
             image,
             containers: Vec::new(),
             run,
         };
-        let label = format!("{RUN_LABEL}={}", lab.run);
-        let context = dir.path().to_string_lossy().into_owned();
-        docker(&["build", "-q", "-t", &lab.image, "--label", &label, &context]);
+        let label = format!("LABEL {RUN_LABEL}={}", lab.run);
+        docker(&[
+            "import",
+            "--change",
+            "ENTRYPOINT [\"/bin/busybox\"]",
+            "--change",
+            &label,
+            &tarball.to_string_lossy(),
+            &lab.image,
+        ]);
         lab
     }
 
