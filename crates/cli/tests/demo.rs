@@ -141,7 +141,7 @@ fn demo_image_exists(pid: u32) -> bool {
         .success()
 }
 
-/// `simian demo --docker`: the same fleet as containers built FROM scratch around the simian
+/// `simian demo --docker`: the same fleet as containers of an image with no base around the simian
 /// binary, killed through the docker provider, replaced, and all removed at the end.
 #[test]
 #[ignore = "needs the Docker engine: scripts/test.sh checks it (then pass --include-ignored)"]

@@ -1,6 +1,6 @@
 //! The `simian` binary on real containers: `terminate`, the minimum time between kills, and the
 //! daemon on an accelerated clock, with crashes, all through `kind = "docker"`. Containers run
-//! a `FROM scratch` busybox image built by each test and carry a run label unique to it
+//! an image with no base, holding only busybox, made by each test and carry a run label unique to it
 //! (`simian_testkit::docker`); the config's selector keeps Simian on them, and everything is
 //! removed when the test ends.
 

@@ -8,7 +8,7 @@
 //!    stopped), against `docker stop` of a container started the same way.
 //!
 //! Containers run busybox under `--init`, so SIGTERM stops them at once; everything is built
-//! `FROM scratch` and removed at the end (`simian_testkit::docker`).
+//! from nothing but busybox and removed at the end (`simian_testkit::docker`).
 //!
 //! ```sh
 //! cargo bench -p simian-providers --bench docker

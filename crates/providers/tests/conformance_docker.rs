@@ -1,5 +1,5 @@
 //! The provider conformance suite on the real Docker engine. Each test builds its own image
-//! `FROM scratch` around Debian's static busybox (nothing is pulled), starts containers
+//! with no base, holding only Debian's static busybox (nothing is pulled), starts containers
 //! labelled with a run id unique to the test, and removes every container and the image it
 //! created when it ends, passed or failed (`simian_testkit::docker`). `scripts/test.sh`
 //! installs busybox-static.
