@@ -429,9 +429,7 @@ impl Writer {
     /// The instant an active `timeout` toxic closes the connection, if any.
     fn timeout_deadline(&self, last_data: Instant) -> Option<Instant> {
         self.active.iter().find_map(|t| match t.kind {
-            Kind::Timeout { timeout } if timeout > 0 => {
-                Some(last_data + Duration::from_millis(timeout as u64))
-            }
+            Kind::Timeout { timeout } if timeout > 0 => Some(later(last_data, timeout as u64)),
             _ => None,
         })
     }
@@ -521,12 +519,10 @@ impl Writer {
                     } else {
                         0
                     };
-                    let total = latency + offset;
+                    // Saturating: latency + jitter near i64::MAX is "forever", never a wrap.
+                    let total = latency.saturating_add(offset);
                     if total > 0 && !hurry {
-                        match self
-                            .wait_until(at + Duration::from_millis(total as u64))
-                            .await
-                        {
+                        match self.wait_until(later(at, total as u64)).await {
                             Wait::Done => {}
                             Wait::Interrupted => hurry = true,
                             Wait::Cancelled => return Flow::Stop(End::Close),
@@ -695,6 +691,14 @@ fn roll(rng: &mut ChaCha8Rng, toxicity: f32) -> bool {
     rng.random::<f32>() < toxicity
 }
 
+/// `at` plus `ms` milliseconds, or the farthest instant representable near it: a client's
+/// value (up to i64::MAX ms) never overflows the clock.
+fn later(at: Instant, ms: u64) -> Instant {
+    const FAR: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+    at.checked_add(Duration::from_millis(ms).min(FAR))
+        .unwrap_or(at)
+}
+
 /// Halves `data` recursively, the cut shifted by up to `variation` bytes, until every piece
 /// is at most `average + variation` bytes. Iterative, so no input can exhaust the stack.
 fn slice(
@@ -704,7 +708,7 @@ fn slice(
     variation: usize,
     out: &mut Vec<Bytes>,
 ) {
-    let limit = (average + variation).max(1);
+    let limit = average.saturating_add(variation).max(1);
     let mut stack = vec![data];
     while let Some(piece) = stack.pop() {
         if piece.len() <= limit {
@@ -712,12 +716,14 @@ fn slice(
             continue;
         }
         let mid = piece.len() / 2;
-        let shift = if variation > 0 {
-            rng.random_range(0..2 * variation) as isize - variation as isize
+        // A shift beyond half the piece would be clamped anyway: bounding it first keeps every
+        // value small whatever `variation` a client sent.
+        let v = variation.min(mid);
+        let cut = if v > 0 {
+            (mid - v + rng.random_range(0..2 * v)).clamp(1, piece.len() - 1)
         } else {
-            0
+            mid.clamp(1, piece.len() - 1)
         };
-        let cut = (mid as isize + shift).clamp(1, piece.len() as isize - 1) as usize;
         let mut left = piece;
         let right = left.split_off(cut);
         // Pushed right first so the left half is emitted first.

@@ -186,7 +186,7 @@ impl Kind {
             Kind::Slicer { average_size, size_variation, .. } if average_size < 0 || size_variation < 0 => {
                 Err("slicer average_size and size_variation must not be negative".into())
             }
-            Kind::Slicer { average_size, size_variation, .. } if average_size + size_variation <= 0 => Err(
+            Kind::Slicer { average_size, size_variation, .. } if average_size.saturating_add(size_variation) <= 0 => Err(
                 "slicer average_size + size_variation must be at least 1 byte: pieces of 0 bytes can never be reached".into(),
             ),
             Kind::Slicer { delay, .. } if delay < 0 => Err("slicer delay must not be negative".into()),
