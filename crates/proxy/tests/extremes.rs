@@ -48,11 +48,11 @@ fn combinations(n: usize) -> Vec<Vec<i64>> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    not(debug_assertions),
+    ignore = "run in a debug build: overflow checks must be on to catch a wrap"
+)]
 async fn extreme_attributes_are_refused_or_run_without_panicking() {
-    assert!(
-        cfg!(debug_assertions),
-        "run in a debug build: overflow checks must be on"
-    );
     let panics = Arc::new(AtomicUsize::new(0));
     {
         let panics = panics.clone();
