@@ -599,3 +599,62 @@ fn a_refused_change_changes_nothing_and_reset_does_what_it_can() {
     assert_eq!(a["toxics"].as_array().unwrap().len(), 0, "a was reset: {a}");
     assert_eq!(a["enabled"], true);
 }
+
+/// Issue 18, item 7: 300 clients that trickle their headers a byte a second neither starve
+/// the API nor the proxies: `/version` answers, a proxy proxies, and the slow connections are
+/// closed once the header timeout (10 s) passes. Bounded: the trickle stops after 16 s.
+#[test]
+fn slow_api_clients_are_cut_off_and_starve_no_one() {
+    let s = Sandbox::new();
+    let (_server, api) = server(&s, &[]);
+    let upstream = echo_server();
+    let listen = free_port();
+    let (code, _) = http(
+        api,
+        "POST",
+        "/proxies",
+        &format!(
+            r#"{{"name": "p", "listen": "127.0.0.1:{listen}", "upstream": "127.0.0.1:{upstream}"}}"#
+        ),
+    );
+    assert_eq!(code, 201);
+    let began = Instant::now();
+    let slow: Vec<TcpStream> = (0..300)
+        .map(|_| {
+            let mut c = TcpStream::connect(("127.0.0.1", api)).unwrap();
+            c.write_all(b"G").unwrap();
+            c
+        })
+        .collect();
+    let trickle = std::thread::spawn(move || {
+        let mut slow = slow;
+        let mut closed = 0;
+        while began.elapsed() < Duration::from_secs(16) && closed < slow.len() {
+            closed = 0;
+            for c in &mut slow {
+                if c.write_all(b"E").is_err() {
+                    closed += 1;
+                }
+            }
+            std::thread::sleep(Duration::from_secs(1));
+        }
+        (closed, began.elapsed())
+    });
+    // A well-behaved client is answered (at worst once the timeout frees the slow ones' slots).
+    let (code, body) = http(api, "GET", "/version", "");
+    assert_eq!(code, 200, "{body}");
+    assert!(
+        began.elapsed() < Duration::from_secs(15),
+        "{:?}",
+        began.elapsed()
+    );
+    // The proxy proxies meanwhile.
+    let mut c = TcpStream::connect(("127.0.0.1", listen)).unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    c.write_all(b"ping").unwrap();
+    let mut back = [0u8; 4];
+    c.read_exact(&mut back).unwrap();
+    assert_eq!(&back, b"ping");
+    let (closed, when) = trickle.join().unwrap();
+    assert_eq!(closed, 300, "every slow client was cut off (by {when:?})");
+}

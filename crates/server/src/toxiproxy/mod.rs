@@ -391,9 +391,23 @@ impl RequestIds {
 }
 
 /// Serves the API on `listener` until `shutdown` completes, then stops every proxy.
+///
+/// Slow clients cannot starve the others: a connection whose request headers do not arrive
+/// within [`HEADER_READ_TIMEOUT`] is closed, and at most [`MAX_API_CONNECTIONS`] are served at
+/// once (further ones wait in the kernel's backlog, holding no descriptor of ours), so the
+/// API keeps answering, and the proxies keep the descriptors they need, under a flood of
+/// clients that trickle their headers a byte at a time.
 pub async fn serve(listener: TcpListener, api: Arc<Api>, shutdown: impl Future<Output = ()>) {
     tokio::pin!(shutdown);
+    let permits = Arc::new(tokio::sync::Semaphore::new(MAX_API_CONNECTIONS));
     loop {
+        let permit = tokio::select! {
+            _ = &mut shutdown => break,
+            p = permits.clone().acquire_owned() => match p {
+                Ok(p) => p,
+                Err(_) => break,
+            },
+        };
         let (stream, _peer): (tokio::net::TcpStream, SocketAddr) = tokio::select! {
             _ = &mut shutdown => break,
             accepted = listener.accept() => match accepted {
@@ -408,17 +422,28 @@ pub async fn serve(listener: TcpListener, api: Arc<Api>, shutdown: impl Future<O
         let _ = stream.set_nodelay(true);
         let api = api.clone();
         tokio::spawn(async move {
+            let _permit = permit;
             let svc = service_fn(move |req| {
                 let api = api.clone();
                 async move { Ok::<_, Infallible>(api.handle(req).await) }
             });
             let _ = http1::Builder::new()
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(HEADER_READ_TIMEOUT)
                 .serve_connection(TokioIo::new(stream), svc)
                 .await;
         });
     }
     api.registry.shutdown();
 }
+
+/// How long a client may take to send a request's headers.
+pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// API connections served at once: half the common `ulimit -n` of 1024, so that the proxies
+/// always have descriptors left. Beyond it, clients wait until the header timeout frees a slow
+/// client's place.
+pub const MAX_API_CONNECTIONS: usize = 512;
 
 #[cfg(test)]
 mod tests {
