@@ -521,14 +521,20 @@ impl Writer {
                     };
                     // Saturating: latency + jitter near i64::MAX is "forever", never a wrap.
                     let total = latency.saturating_add(offset);
-                    if total > 0 && !hurry {
-                        match self.wait_until(later(at, total as u64)).await {
-                            Wait::Done => {}
-                            Wait::Interrupted => hurry = true,
-                            Wait::Cancelled => return Flow::Stop(End::Close),
+                    // As in Toxiproxy, the chunk's timestamp moves on by the delay, so the next
+                    // latency toxic in the chain adds its own: 100 ms + 50 ms is 150 ms.
+                    let mut released = at;
+                    if total > 0 {
+                        released = later(at, total as u64);
+                        if !hurry {
+                            match self.wait_until(released).await {
+                                Wait::Done => {}
+                                Wait::Interrupted => hurry = true,
+                                Wait::Cancelled => return Flow::Stop(End::Close),
+                            }
                         }
                     }
-                    self.through(rest, data, at, hurry).await
+                    self.through(rest, data, released, hurry).await
                 }
                 Kind::Bandwidth { rate } => {
                     let slice = (rate as usize).saturating_mul(100).max(1);

@@ -601,3 +601,65 @@ async fn memory_stays_bounded_behind_a_latency_toxic() {
         );
     }
 }
+
+/// Issue 18, item 1: toxics of one kind on one stream compose, in chain order, as in
+/// Toxiproxy (the Ruby client's `test_multiple_of_same_toxic_type`): two latencies add up, and
+/// a latency before a bandwidth limit adds to it; limit_data and slicer after them still cut.
+#[tokio::test]
+async fn toxics_on_one_stream_compose_in_chain_order() {
+    let r = registry(23);
+    let addr = proxy(&r, "p", echo_server().await);
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    let a = toxic(&r, "p", "latency", "downstream", &[("latency", 100)], None);
+    let b = r
+        .add_toxic(
+            "p",
+            NewToxic {
+                name: Some("second_latency".into()),
+                type_name: "latency".into(),
+                stream: Some("downstream".into()),
+                toxicity: None,
+                attributes: vec![("latency".into(), 100)],
+            },
+        )
+        .unwrap()
+        .name;
+    within(round_trip(&mut s, b"ping").await, 195, 400);
+    r.update_toxic("p", &b, vec![("latency".into(), 50)], None)
+        .unwrap();
+    within(round_trip(&mut s, b"ping").await, 145, 350);
+    r.remove_toxic("p", &b).unwrap();
+    // 50 ms of latency, then 10,000 bytes at 100 KB/s (100 ms): 150 ms.
+    r.update_toxic("p", &a, vec![("latency".into(), 50)], None)
+        .unwrap();
+    let bw = toxic(&r, "p", "bandwidth", "downstream", &[("rate", 100)], None);
+    let payload = vec![3u8; 10_000];
+    within(round_trip(&mut s, &payload).await, 145, 400);
+    r.remove_toxic("p", &bw).unwrap();
+    // Then a slicer and a data limit: 50 ms late, in small pieces, cut at 5,000 bytes.
+    toxic(
+        &r,
+        "p",
+        "slicer",
+        "downstream",
+        &[("average_size", 100), ("size_variation", 10), ("delay", 0)],
+        None,
+    );
+    toxic(
+        &r,
+        "p",
+        "limit_data",
+        "downstream",
+        &[("bytes", 5_000)],
+        None,
+    );
+    let started = Instant::now();
+    s.write_all(&payload).await.unwrap();
+    let (got, _) = timeout(LIMIT, drain(&mut s)).await.unwrap();
+    assert_eq!(got.len(), 5_000, "limit_data after the others still cuts");
+    assert!(
+        started.elapsed() >= Duration::from_millis(45),
+        "{:?}",
+        started.elapsed()
+    );
+}
