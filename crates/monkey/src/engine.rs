@@ -310,7 +310,7 @@ impl Engine {
             return self.refuse(refusal(Check::Eligibility, reason, dry_run, None));
         }
 
-        // 6 and 7. The atomic test-and-set: the daily cap, then a draw among the candidates
+        // 6. The atomic test-and-set: the daily cap, then a draw among the candidates
         // whose group the minimum time allows, recorded in the same transaction.
         let draw = match request.pick_seed {
             Some(seed) => ChaCha8Rng::seed_from_u64(seed).random(),
