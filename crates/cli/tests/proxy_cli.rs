@@ -322,6 +322,19 @@ fn http(port: u16, method: &str, path: &str, body: &str) -> (u16, String) {
     (status, body)
 }
 
+/// Creates proxy `name` on 127.0.0.1:`listen` to 127.0.0.1:`upstream` through the API.
+fn create_proxy(api: u16, name: &str, listen: u16, upstream: u16) {
+    let (code, body) = http(
+        api,
+        "POST",
+        "/proxies",
+        &format!(
+            r#"{{"name": "{name}", "listen": "127.0.0.1:{listen}", "upstream": "127.0.0.1:{upstream}"}}"#
+        ),
+    );
+    assert_eq!(code, 201, "{body}");
+}
+
 fn server(s: &Sandbox, extra: &[&str]) -> (Server, u16) {
     let api = free_port();
     let port = api.to_string();
@@ -343,15 +356,7 @@ fn unrepresentable_toxicity_and_unaddressable_names_are_refused() {
     let (_server, api) = server(&s, &[]);
     let upstream = echo_server();
     let listen = free_port();
-    let (code, _) = http(
-        api,
-        "POST",
-        "/proxies",
-        &format!(
-            r#"{{"name": "p", "listen": "127.0.0.1:{listen}", "upstream": "127.0.0.1:{upstream}"}}"#
-        ),
-    );
-    assert_eq!(code, 201);
+    create_proxy(api, "p", listen, upstream);
     let (code, body) = http(
         api,
         "POST",
@@ -455,15 +460,7 @@ fn deleting_and_disabling_proxies_warns_about_nothing() {
     let upstream = echo_server();
     for n in 0..40 {
         let name = format!("p{n}");
-        let (code, body) = http(
-            api,
-            "POST",
-            "/proxies",
-            &format!(
-                r#"{{"name": "{name}", "listen": "127.0.0.1:0", "upstream": "127.0.0.1:{upstream}"}}"#
-            ),
-        );
-        assert_eq!(code, 201, "{body}");
+        create_proxy(api, &name, 0, upstream);
         if n % 2 == 0 {
             let (code, _) = http(
                 api,
@@ -531,15 +528,7 @@ fn a_refused_change_changes_nothing_and_reset_does_what_it_can() {
     let upstream = echo_server();
     let (a_port, b_port) = (free_port(), free_port());
     for (name, port) in [("a", a_port), ("b", b_port)] {
-        let (code, body) = http(
-            api,
-            "POST",
-            "/proxies",
-            &format!(
-                r#"{{"name": "{name}", "listen": "127.0.0.1:{port}", "upstream": "127.0.0.1:{upstream}"}}"#
-            ),
-        );
-        assert_eq!(code, 201, "{body}");
+        create_proxy(api, name, port, upstream);
     }
     // Move a onto a port someone holds: refused, and a still listens where it did.
     let taken = TcpListener::bind("127.0.0.1:0").unwrap();
@@ -609,15 +598,7 @@ fn slow_api_clients_are_cut_off_and_starve_no_one() {
     let (_server, api) = server(&s, &[]);
     let upstream = echo_server();
     let listen = free_port();
-    let (code, _) = http(
-        api,
-        "POST",
-        "/proxies",
-        &format!(
-            r#"{{"name": "p", "listen": "127.0.0.1:{listen}", "upstream": "127.0.0.1:{upstream}"}}"#
-        ),
-    );
-    assert_eq!(code, 201);
+    create_proxy(api, "p", listen, upstream);
     let began = Instant::now();
     let slow: Vec<TcpStream> = (0..300)
         .map(|_| {
