@@ -6,14 +6,13 @@
 mod util;
 
 use std::collections::BTreeSet;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use jiff::civil::date;
-use rand::{Rng, SeedableRng};
 use simian_core::{
     Claim, ClaimResult, EntryStatus, Grouping, HistoryFilter, Instance, Origin, TerminationState,
 };
-use util::{Sandbox, config, inventory, signal, start_daemon};
+use util::{Sandbox, config, crash_repeatedly, day_clock, inventory, signal, start_daemon};
 
 #[test]
 fn sigkill_and_restart_lose_nothing_and_repeat_nothing_on_sqlite() {
@@ -35,30 +34,17 @@ fn sigkill_and_restart_lose_nothing_and_repeat_nothing(store_url: String) {
             "simian.toml",
             &config("dry_run = false\nseed = 5", "mean_time_between_kills = 1\nmin_time_between_kills = 1\nexceptions = [{ account = \"prod\", region = \"*\", stack = \"prod\", detail = \"canary\" }]", &store_url),
         );
-        // Monday 2 March 2026, 08:58 in Los Angeles, one simulated hour per real second.
-        let anchor = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap()
-            .as_secs_f64();
-        let anchor = format!("{anchor}");
-        let clock = [
-            "--clock-start",
-            "2026-03-02T16:58:00Z",
-            "--clock-speed",
-            "3600",
-            "--clock-anchor",
-            anchor.as_str(),
-        ];
-        let began = Instant::now();
-        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(99);
-        let mut crashes = 0;
+        let clock = day_clock();
+        let clock: Vec<&str> = clock.iter().map(String::as_str).collect();
         // The window closes 6 h 2 min of simulated time later: about 6 s of real time.
-        while began.elapsed() < Duration::from_millis(6300) {
-            let d = start_daemon(&s, &clock);
-            std::thread::sleep(Duration::from_millis(rng.random_range(120..600)));
-            signal(&d, rustix::process::Signal::KILL);
-            crashes += 1;
-        }
+        let crashes = crash_repeatedly(
+            &s,
+            &clock,
+            99,
+            120..600,
+            Instant::now(),
+            Duration::from_millis(6300),
+        );
         // A last run past the window's end, stopped cleanly.
         let mut d = start_daemon(&s, &clock);
         std::thread::sleep(Duration::from_millis(800));

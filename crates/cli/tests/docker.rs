@@ -9,13 +9,12 @@
 mod util;
 
 use std::collections::BTreeSet;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use jiff::civil::date;
-use rand::{Rng, SeedableRng};
 use simian_core::{EntryStatus, HistoryFilter, TerminationState};
 use simian_testkit::docker::{Lab, RUN_LABEL};
-use util::{Sandbox, signal, start_daemon};
+use util::{Sandbox, crash_repeatedly, day_clock, signal, start_daemon};
 
 /// A sandbox whose config aims at this lab's containers only.
 fn sandbox(lab: &Lab, monkey: &str, app: &str) -> Sandbox {
@@ -75,26 +74,6 @@ fn terminate_stops_exactly_one_container_then_the_minimum_time_refuses() {
     assert_eq!(lab.running_ids().len(), 2, "nothing else was touched");
 }
 
-/// Monday 2 March 2026, 08:58 in Los Angeles, one simulated hour per real second: the
-/// window (09:00 to 15:00) passes in about 6 s.
-fn clock() -> Vec<String> {
-    let anchor = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs_f64();
-    [
-        "--clock-start",
-        "2026-03-02T16:58:00Z",
-        "--clock-speed",
-        "3600",
-        "--clock-anchor",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .chain([format!("{anchor}")])
-    .collect()
-}
-
 /// Runs the daemon over the day's window, killing it with SIGKILL `crashes` times at random
 /// moments first when asked, then checks the day: every planned kill fired once, each one
 /// stopped exactly one container of its group, and nothing else.
@@ -107,19 +86,14 @@ fn day_on_containers(tag: &str, crash: bool) {
         "dry_run = false\nseed = 3",
         "mean_time_between_kills = 1\nmin_time_between_kills = 1",
     );
-    let clock = clock();
+    let clock = day_clock();
     let clock: Vec<&str> = clock.iter().map(String::as_str).collect();
     let began = Instant::now();
-    let mut crashes = 0;
-    if crash {
-        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(17);
-        while began.elapsed() < Duration::from_millis(6300) {
-            let d = start_daemon(&s, &clock);
-            std::thread::sleep(Duration::from_millis(rng.random_range(150..700)));
-            signal(&d, rustix::process::Signal::KILL);
-            crashes += 1;
-        }
-    }
+    let crashes = if crash {
+        crash_repeatedly(&s, &clock, 17, 150..700, began, Duration::from_millis(6300))
+    } else {
+        0
+    };
     // A (last) run past the window's end and the kills' grace periods, stopped cleanly.
     let mut d = start_daemon(&s, &clock);
     let until = Duration::from_millis(if crash { 9000 } else { 8500 });
@@ -264,7 +238,7 @@ fn a_pause_is_undone_even_after_sigkill() {
     let mut lab = Lab::new("cli-pause-kill");
     fleet(&mut lab, 1, 2);
     let s = pause_sandbox(&lab, "4s", "dry_run = false\nseed = 3");
-    let clock = clock();
+    let clock = day_clock();
     let clock: Vec<&str> = clock.iter().map(String::as_str).collect();
     let d = start_daemon(&s, &clock);
     let mut paused = None;

@@ -135,3 +135,49 @@ pub fn signal(d: &Daemon, sig: rustix::process::Signal) {
     let pid = rustix::process::Pid::from_raw(d.0.id() as i32).unwrap();
     rustix::process::kill_process(pid, sig).unwrap();
 }
+
+/// `simian monkey` clock flags: Monday 2 March 2026, 08:58 in Los Angeles, one simulated hour
+/// per real second, anchored now, so that restarts continue the same timeline and the day's
+/// window (09:00 to 15:00) passes in about 6 s.
+pub fn day_clock() -> Vec<String> {
+    let anchor = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    [
+        "--clock-start",
+        "2026-03-02T16:58:00Z",
+        "--clock-speed",
+        "3600",
+        "--clock-anchor",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .chain([format!("{anchor}")])
+    .collect()
+}
+
+/// Starts the daemon with `args` and kills it with SIGKILL after a random pause (milliseconds
+/// from `pause_ms`, seeded by `seed`), over and over until `until` has passed since `began`;
+/// returns how many times it was killed.
+pub fn crash_repeatedly(
+    s: &Sandbox,
+    args: &[&str],
+    seed: u64,
+    pause_ms: std::ops::Range<u64>,
+    began: std::time::Instant,
+    until: std::time::Duration,
+) -> u32 {
+    use rand::{Rng, SeedableRng};
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+    let mut crashes = 0;
+    while began.elapsed() < until {
+        let d = start_daemon(s, args);
+        std::thread::sleep(std::time::Duration::from_millis(
+            rng.random_range(pause_ms.clone()),
+        ));
+        signal(&d, rustix::process::Signal::KILL);
+        crashes += 1;
+    }
+    crashes
+}
