@@ -58,10 +58,34 @@ struct Proxy {
 
 fn start_proxy(extra: &[&str]) -> Proxy {
     let api = free_port();
-    let child = Command::new(env!("CARGO_BIN_EXE_simian"))
+    let mut command = Command::new(env!("CARGO_BIN_EXE_simian"));
+    command
         .args(["proxy", "--host", "127.0.0.1", "--port", &api.to_string()])
         .args(extra)
-        .env("SIMIAN_LOG", "error")
+        .env("SIMIAN_LOG", "error");
+    serving(command, api)
+}
+
+/// Toxiproxy's own server, when `SIMIAN_BENCH_TOXIPROXY` names a `toxiproxy-server` binary
+/// (BENCHMARKS.md says how one was built here); it speaks the same API as `simian proxy`.
+fn start_toxiproxy() -> Option<Proxy> {
+    let Some(binary) = std::env::var_os("SIMIAN_BENCH_TOXIPROXY") else {
+        println!(
+            "toxiproxy: not measured; set SIMIAN_BENCH_TOXIPROXY to a toxiproxy-server binary"
+        );
+        return None;
+    };
+    let api = free_port();
+    let mut command = Command::new(binary);
+    command
+        .args(["-host", "127.0.0.1", "-port", &api.to_string()])
+        .env("LOG_LEVEL", "error");
+    Some(serving(command, api))
+}
+
+/// Starts `command`, a server of the proxy API, and waits until `api` answers.
+fn serving(mut command: Command, api: u16) -> Proxy {
+    let child = command
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -414,6 +438,11 @@ fn main() {
     let via_sink = create(&proxy, "sink", sink);
     let via_source = create(&proxy, "source", source);
     let via_echo = create(&proxy, "echo", echo);
+    let toxiproxy = if wanted("rtt") || wanted("toxic") {
+        start_toxiproxy()
+    } else {
+        None
+    };
     // The peers, for the throughput and round-trip phases (they have no control API).
     let peers = if wanted("throughput") || wanted("rtt") || wanted("idle") {
         build_peers()
@@ -519,21 +548,24 @@ fn main() {
 
     // 2. Round trips, also in alternating rounds: direct, then each proxy.
     if wanted("rtt") {
-        // The same comparison against a second simian proxy with busy polling off.
-        let quiet = start_proxy(&["--busy-poll-us", "0"]);
-        let via_quiet = create(&quiet, "echo", echo);
+        // The same comparison against a second simian proxy that busy-polls (opt-in).
+        let polling = start_proxy(&["--busy-poll-us", "50"]);
+        let via_polling = create(&polling, "echo", echo);
         let mut contenders = vec![
+            Contender::new("simian proxy (default)", proxy.process.pid(), via_echo),
             Contender::new(
-                "simian proxy, busy polling 50 us (default)",
-                proxy.process.pid(),
-                via_echo,
-            ),
-            Contender::new(
-                "simian proxy, busy polling off",
-                quiet.process.pid(),
-                via_quiet,
+                "simian proxy --busy-poll-us 50",
+                polling.process.pid(),
+                via_polling,
             ),
         ];
+        if let Some(t) = &toxiproxy {
+            contenders.push(Contender::new(
+                "toxiproxy",
+                t.process.pid(),
+                create(t, "echo", echo),
+            ));
+        }
         for (peer, process, listens) in &running_peers {
             contenders.push(Contender::new(peer.name, process.pid(), listens[2]));
         }
@@ -565,10 +597,11 @@ fn main() {
             "64-byte round trip, direct beside a spinning thread: p50 {s50:.1} us, p99 {s99:.1} us"
         );
         for c in &mut contenders {
+            let per_10k_ms = 1e3 * c.cpu * 10_000.0 / c.values.len() as f64;
             let (p50, _, range, cpu) = c.summary();
             let p99 = percentile(&c.values, 0.99);
             println!(
-                "  {}: p50 {p50:.1} us, p99 {p99:.1} us; added p50 {:.1} us (per round: median {:.1}, range {:.1} to {:.1}), {:.1} us over direct beside a spinning thread; proxy CPU {cpu:.0}% of a core",
+                "  {}: p50 {p50:.1} us, p99 {p99:.1} us; added p50 {:.1} us (per round: median {:.1}, range {:.1} to {:.1}), {:.1} us over direct beside a spinning thread; proxy CPU {cpu:.0}% of a core, {per_10k_ms:.0} ms per 10,000 round trips",
                 c.name,
                 p50 - d50,
                 median(&c.per_round),
@@ -577,6 +610,11 @@ fn main() {
                 p50 - s50,
             );
         }
+    }
+
+    // 2b. Bulk throughput with a 1 ms latency toxic on both streams, against Toxiproxy.
+    if wanted("toxic") {
+        toxic_throughput(&proxy, toxiproxy.as_ref(), sink, source, echo);
     }
 
     // 3. Latency toxic accuracy.
@@ -694,6 +732,126 @@ fn main() {
     if let Some(noxious) = peers.iter().find(|p| p.name == "noxious") {
         let (process, listens) = start_peer(noxious, &[hold]);
         idle_connections(noxious.name, &process, listens[0]);
+    }
+}
+
+/// Phase 2b: a 1 ms latency toxic on both streams of a proxy to the sink, the source and the
+/// echo server, in Simian and (when given) Toxiproxy; then bulk throughput each way in
+/// alternating rounds, the proxies' peak RSS while streaming, and the round trip through the
+/// toxics (2 ms plus the direct round trip, when the latency is exact).
+fn toxic_throughput(
+    simian: &Proxy,
+    toxiproxy: Option<&Proxy>,
+    sink: SocketAddr,
+    source: SocketAddr,
+    echo: SocketAddr,
+) {
+    let mut proxies = vec![("simian proxy", simian)];
+    proxies.extend(toxiproxy.map(|t| ("toxiproxy", t)));
+    let mut routes = Vec::new();
+    for (name, p) in &proxies {
+        let mut addrs = Vec::new();
+        for (proxy_name, upstream) in [
+            ("slow_sink", sink),
+            ("slow_source", source),
+            ("slow_echo", echo),
+        ] {
+            addrs.push(create(p, proxy_name, upstream));
+            for stream in ["upstream", "downstream"] {
+                let body = format!(
+                    r#"{{"name":"lat_{stream}","type":"latency","stream":"{stream}","attributes":{{"latency":1}}}}"#
+                );
+                let (status, _) = request(
+                    p.api,
+                    "POST",
+                    &format!("/proxies/{proxy_name}/toxics"),
+                    &body,
+                );
+                assert_eq!(status, 200, "{name}: adding a latency toxic");
+            }
+        }
+        routes.push(addrs);
+    }
+    for (label, upload, direct, index) in [
+        ("client->server", true, sink, 0),
+        ("server->client", false, source, 1),
+    ] {
+        let mut contenders: Vec<(Contender, u64)> = proxies
+            .iter()
+            .zip(&routes)
+            .map(|((name, p), addrs)| (Contender::new(name, p.process.pid(), addrs[index]), 0))
+            .collect();
+        throughput(direct, upload, 0.5);
+        let mut rates = Vec::new();
+        for _ in 0..ROUNDS {
+            let baseline = throughput(direct, upload, 1.0);
+            rates.push(baseline);
+            for (c, peak) in &mut contenders {
+                let pid = c.pid;
+                let sampler = RssSampler::start(pid);
+                c.measure(|addr| {
+                    let rate = throughput(addr, upload, 1.0);
+                    (vec![rate], rate)
+                });
+                *peak = (*peak).max(sampler.stop());
+            }
+        }
+        rates.sort_by(f64::total_cmp);
+        println!(
+            "throughput {label} with a 1 ms latency toxic on both streams: direct {:.1} Gbit/s (median of {ROUNDS} rounds)",
+            median(&rates)
+        );
+        let simian_rate = {
+            let (c, _) = &mut contenders[0];
+            c.summary().0
+        };
+        for (c, peak) in &mut contenders {
+            let (rate, _, range, cpu) = c.summary();
+            println!(
+                "  {}: median {rate:.2} Gbit/s (range {:.2}-{:.2}); simian/this {:.2}x; proxy CPU {cpu:.0}% of a core; peak RSS {} MB",
+                c.name,
+                range.0,
+                range.1,
+                simian_rate / rate,
+                *peak / 1024,
+            );
+        }
+    }
+    for ((name, _), addrs) in proxies.iter().zip(&routes) {
+        let rtts = round_trips_n(addrs[2], 300);
+        println!(
+            "  64-byte round trip through 1 ms + 1 ms, {name}: p50 {:.3} ms, p99 {:.3} ms, min {:.3} ms",
+            percentile(&rtts, 0.5) / 1000.0,
+            percentile(&rtts, 0.99) / 1000.0,
+            rtts[0] / 1000.0,
+        );
+    }
+}
+
+/// Samples a process's RSS every 10 ms until stopped; `stop` returns the largest, in KB.
+struct RssSampler {
+    stop: Arc<AtomicBool>,
+    thread: std::thread::JoinHandle<u64>,
+}
+
+impl RssSampler {
+    fn start(pid: u32) -> RssSampler {
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = std::thread::spawn(move || {
+            let mut peak = 0;
+            while !flag.load(Ordering::Relaxed) {
+                peak = peak.max(rss_kb(pid));
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            peak
+        });
+        RssSampler { stop, thread }
+    }
+
+    fn stop(self) -> u64 {
+        self.stop.store(true, Ordering::Relaxed);
+        self.thread.join().unwrap_or(0)
     }
 }
 

@@ -14,7 +14,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncWriteExt, Interest};
 use tokio::net::TcpStream;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
@@ -33,8 +33,15 @@ pub type Chain = Arc<[Toxic]>;
 pub const CHUNK: usize = 32 * 1024;
 /// Chunks a link queues ahead of its toxics while they hold data.
 pub const QUEUE: usize = 1024;
-/// Bytes a link queues ahead of its toxics: bounds memory however many connections are slowed.
-pub const QUEUE_BYTES: usize = 1 << 20;
+/// Bytes a link holds for its toxics: bounds memory however many connections are slowed.
+/// A latency toxic holds what arrives during its delay, so this also caps a slowed link's
+/// rate at `QUEUE_BYTES / latency`: 4 MiB through 1 ms is 33 Gbit/s, above what loopback
+/// moves here (1 MiB capped it at 8 Gbit/s, below what the proxy could do; BENCHMARKS.md).
+pub const QUEUE_BYTES: usize = 4 << 20;
+/// Bytes a latency-only link writes in one call once their delays have passed.
+const RELEASE_BYTES: usize = 1 << 20;
+/// Chunks a latency-only link writes in one call (one iovec each).
+const RELEASE_CHUNKS: usize = 64;
 /// Largest read on the pass-through path.
 const SCRATCH: usize = 256 * 1024;
 /// A read at least this large marks the link as bulk, for the zero-copy path.
@@ -173,6 +180,7 @@ async fn link(
         pipe: None,
         small_fills: 0,
         timer: Timer::default(),
+        generation: 0,
     };
     // Pass-through until the link first has a toxic: no queue, no copy, no buffer of its own.
     if let Some(end) = writer.pass_through(&mut src).await {
@@ -202,39 +210,78 @@ async fn read_loop(
             _ = conn.cancelled() => break,
             r = src.readable() => if r.is_err() { break },
         }
+        // One read takes what the socket holds, up to the scratch buffer; it is queued as
+        // chunks of at most CHUNK bytes (Toxiproxy's reads), each in its own allocation: one
+        // of a few hundred kilobytes would come from the system and go back to it each time
+        // (page faults on every read), where chunk-sized ones are recycled by the allocator.
+        let mut pieces: Vec<Bytes> = Vec::new();
         let read = SCRATCH_BUF.with(|b| {
             let mut buf = b.borrow_mut();
-            src.try_read(&mut buf[..CHUNK])
-                .map(|n| Bytes::copy_from_slice(&buf[..n]))
+            let n = read_ready(src.as_ref(), &mut buf)?;
+            pieces.extend(buf[..n].chunks(CHUNK).map(Bytes::copy_from_slice));
+            Ok::<usize, std::io::Error>(n)
         });
-        let data = match read {
-            Ok(d) if d.is_empty() => break,
-            Ok(d) => d,
+        let n = match read {
+            Ok(0) => break,
+            Ok(n) => n,
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
             Err(_) => break,
         };
-        counters
-            .received
-            .fetch_add(data.len() as u64, Ordering::Relaxed);
-        let permits = data.len().min(QUEUE_BYTES) as u32;
-        let permit = tokio::select! {
+        counters.received.fetch_add(n as u64, Ordering::Relaxed);
+        let at = Instant::now();
+        let mut permit = tokio::select! {
             _ = conn.cancelled() => break,
-            p = budget.clone().acquire_many_owned(permits) => match p {
+            p = budget.clone().acquire_many_owned(n as u32) => match p {
                 Ok(p) => p,
                 Err(_) => break,
             },
         };
-        let chunk = Chunk {
-            data,
-            at: Instant::now(),
-            _budget: permit,
-        };
-        tokio::select! {
-            _ = conn.cancelled() => break,
-            sent = tx.send(chunk) => if sent.is_err() { break },
+        let mut closed = false;
+        for piece in pieces {
+            let Some(share) = permit.split(piece.len()) else {
+                break;
+            };
+            let chunk = Chunk {
+                data: piece,
+                at,
+                _budget: share,
+            };
+            tokio::select! {
+                _ = conn.cancelled() => closed = true,
+                sent = tx.send(chunk) => closed = sent.is_err(),
+            }
+            if closed {
+                break;
+            }
+        }
+        if closed {
+            break;
         }
     }
     src
+}
+
+/// Reads what `src` has ready into `buf`, without waiting.
+///
+/// A read that leaves room in `buf` emptied the socket, so its readiness is cleared at once,
+/// as tokio's own `poll_read` does: the next wait goes straight to the reactor instead of
+/// first making a read that can only say `WouldBlock`. That is one system call fewer per
+/// message on request/response traffic. Bytes arriving after the read raise a new event,
+/// which the clearing never hides (the runtime clears only the event it reported).
+fn read_ready(src: &TcpStream, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut short = None;
+    let read = src.try_io(Interest::READABLE, || {
+        let n = rustix::io::read(src, &mut *buf)?;
+        if n > 0 && n < buf.len() {
+            short = Some(n);
+            return Err(std::io::ErrorKind::WouldBlock.into());
+        }
+        Ok(n)
+    });
+    match short {
+        Some(n) => Ok(n),
+        None => read,
+    }
 }
 
 /// Per-link state of one toxic.
@@ -273,6 +320,16 @@ struct Writer {
     small_fills: u8,
     /// The timer of the toxics' waits.
     timer: Timer,
+    /// Chain changes applied so far.
+    generation: u64,
+}
+
+/// A chunk a latency-only link took from its queue before it was due.
+struct Next {
+    chunk: Chunk,
+    release: Instant,
+    /// The [`Writer::generation`] whose chain gave `release`.
+    generation: u64,
 }
 
 impl Writer {
@@ -283,6 +340,7 @@ impl Writer {
             return true;
         }
         self.dirty = false;
+        self.generation += 1;
         let chain = self.chain.borrow_and_update().clone();
         let mut keep = HashMap::with_capacity(chain.len());
         for t in chain.iter() {
@@ -390,7 +448,7 @@ impl Writer {
         let (dst, counters) = (&self.dst, &self.counters);
         let moved = SCRATCH_BUF.with(|b| {
             let mut buf = b.borrow_mut();
-            let n = src.try_read(&mut buf)?;
+            let n = read_ready(src.as_ref(), &mut buf)?;
             if n == 0 {
                 return Ok((0, 0, Bytes::new()));
             }
@@ -436,32 +494,120 @@ impl Writer {
 
     async fn run(&mut self, mut rx: mpsc::Receiver<Chunk>) -> End {
         let mut last_data = Instant::now();
+        // A chunk taken from the queue but not yet due, with its release time under the
+        // chain of that generation.
+        let mut next: Option<Next> = None;
         loop {
             if !self.refresh() {
                 return End::Close;
             }
-            let deadline = self.timeout_deadline(last_data);
-            let next = tokio::select! {
-                biased;
-                _ = self.conn.cancelled() => return End::Close,
-                changed = self.chain.changed() => {
-                    if changed.is_err() {
-                        return End::Close;
-                    }
-                    self.dirty = true;
-                    continue;
+            let (chunk, release) = match next.take() {
+                Some(n) => {
+                    let current = n.generation == self.generation;
+                    (n.chunk, current.then_some(n.release))
                 }
-                _ = sleep_until(deadline.unwrap_or_else(Instant::now)), if deadline.is_some() => return End::Close,
-                chunk = rx.recv() => chunk,
+                None => {
+                    let deadline = self.timeout_deadline(last_data);
+                    let received = tokio::select! {
+                        biased;
+                        _ = self.conn.cancelled() => return End::Close,
+                        changed = self.chain.changed() => {
+                            if changed.is_err() {
+                                return End::Close;
+                            }
+                            self.dirty = true;
+                            continue;
+                        }
+                        _ = sleep_until(deadline.unwrap_or_else(Instant::now)), if deadline.is_some() => return End::Close,
+                        chunk = rx.recv() => chunk,
+                    };
+                    let Some(chunk) = received else {
+                        return self.eof().await;
+                    };
+                    last_data = Instant::now();
+                    (chunk, None)
+                }
             };
-            let Some(chunk) = next else {
-                return self.eof().await;
+            let flow = if self.latency_only() {
+                let release = release.unwrap_or_else(|| self.release_time(chunk.at));
+                self.release(chunk, release, &mut rx, &mut next).await
+            } else {
+                self.process(chunk).await
             };
-            last_data = Instant::now();
-            if let Flow::Stop(end) = self.process(chunk).await {
+            if let Flow::Stop(end) = flow {
                 return end;
             }
         }
+    }
+
+    /// Whether every active toxic only delays data (or does nothing to it): the link then
+    /// releases chunks in batches ([`Writer::release`]) rather than one by one.
+    fn latency_only(&self) -> bool {
+        !self.active.is_empty()
+            && self.active.iter().all(|t| {
+                matches!(
+                    t.kind,
+                    Kind::Latency { .. } | Kind::Noop | Kind::SlowClose { .. }
+                )
+            })
+    }
+
+    /// When a chunk received at `at` leaves a latency-only chain: every latency toxic adds
+    /// its delay and its own jitter draw, in chain order, exactly as [`Writer::through`]
+    /// would.
+    fn release_time(&mut self, at: Instant) -> Instant {
+        let mut released = at;
+        for t in self.active.iter() {
+            if let Kind::Latency { latency, jitter } = t.kind {
+                let offset = if jitter > 0 {
+                    self.rng.random_range(-jitter..jitter)
+                } else {
+                    0
+                };
+                let total = latency.saturating_add(offset);
+                if total > 0 {
+                    released = later(released, total as u64);
+                }
+            }
+        }
+        released
+    }
+
+    /// Holds `chunk` until `release`, then writes it together with every queued chunk whose
+    /// release time has passed by then, in one call: a bulk stream through a latency toxic
+    /// costs one wait and one write per batch rather than per chunk, and each byte still
+    /// leaves at its own time. The first queued chunk that is not due yet goes to `next`.
+    /// A chain change during the wait writes the chunk at once, as [`Writer::through`] does.
+    async fn release(
+        &mut self,
+        chunk: Chunk,
+        release: Instant,
+        rx: &mut mpsc::Receiver<Chunk>,
+        next: &mut Option<Next>,
+    ) -> Flow {
+        match self.wait_until(release).await {
+            Wait::Done => {}
+            Wait::Interrupted => return self.write(&chunk.data).await,
+            Wait::Cancelled => return Flow::Stop(End::Close),
+        }
+        let mut batch = vec![chunk];
+        let mut bytes = batch[0].data.len();
+        let now = Instant::now();
+        while batch.len() < RELEASE_CHUNKS && bytes < RELEASE_BYTES {
+            let Ok(queued) = rx.try_recv() else { break };
+            let release = self.release_time(queued.at);
+            if release > now {
+                *next = Some(Next {
+                    chunk: queued,
+                    release,
+                    generation: self.generation,
+                });
+                break;
+            }
+            bytes += queued.data.len();
+            batch.push(queued);
+        }
+        self.write_all(&mut batch).await
     }
 
     /// The source reached EOF: `slow_close` postpones the close.
@@ -677,6 +823,42 @@ impl Writer {
                 Err(_) => Flow::Stop(End::Close),
             },
         }
+    }
+
+    /// Writes every chunk of `batch`, in order, with as few calls as the socket allows.
+    async fn write_all(&mut self, batch: &mut [Chunk]) -> Flow {
+        let mut first = 0;
+        while first < batch.len() {
+            let slices: Vec<std::io::IoSlice<'_>> = batch[first..]
+                .iter()
+                .map(|c| std::io::IoSlice::new(&c.data))
+                .collect();
+            let written = match self.dst.try_write_vectored(&slices) {
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    tokio::select! {
+                        _ = self.conn.cancelled() => return Flow::Stop(End::Close),
+                        w = self.dst.as_ref().writable() => if w.is_err() { return Flow::Stop(End::Close) },
+                    }
+                    continue;
+                }
+                Err(_) => return Flow::Stop(End::Close),
+            };
+            self.counters
+                .sent
+                .fetch_add(written as u64, Ordering::Relaxed);
+            let mut left = written;
+            while left > 0 {
+                let chunk = &mut batch[first].data;
+                let n = left.min(chunk.len());
+                bytes::Buf::advance(chunk, n);
+                left -= n;
+                if chunk.is_empty() {
+                    first += 1;
+                }
+            }
+        }
+        Flow::Go
     }
 }
 

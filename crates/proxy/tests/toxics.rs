@@ -557,7 +557,7 @@ async fn a_slow_upstream_times_out_without_delaying_anyone() {
     within(started.elapsed(), 450, 3000);
 }
 
-/// Behind a slow toxic the proxy stops reading once a connection's queue holds about 1 MB,
+/// Behind a slow toxic the proxy stops reading once a connection's queue holds 4 MiB,
 /// so TCP pushes back on the client instead of memory growing (Toxiproxy #232).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn memory_stays_bounded_behind_a_latency_toxic() {
@@ -590,7 +590,7 @@ async fn memory_stays_bounded_behind_a_latency_toxic() {
         pushed.push(total);
     }
     for total in &pushed {
-        // The queue bound (1 MB) plus the kernel's socket buffers on both hops.
+        // The queue bound (4 MiB) plus the kernel's socket buffers on both hops.
         assert!(
             *total < 24 << 20,
             "{total} bytes accepted on one connection"
@@ -662,4 +662,111 @@ async fn toxics_on_one_stream_compose_in_chain_order() {
         "{:?}",
         started.elapsed()
     );
+}
+
+/// Issue 18, item 11: a link whose toxics only delay releases queued chunks in batches, yet
+/// every message still leaves its own delay after it arrived: messages sent 5 ms apart
+/// through 50 ms arrive 50 ms after each was sent, in order, not in clumps.
+#[tokio::test]
+async fn a_latency_stream_releases_every_chunk_at_its_own_time() {
+    let r = registry(24);
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let upstream = l.local_addr().unwrap();
+    let arrivals = tokio::spawn(async move {
+        let (mut s, _) = l.accept().await.unwrap();
+        let mut out = Vec::new();
+        let mut message = [0u8; 8];
+        while out.len() < 40 {
+            timeout(LIMIT, s.read_exact(&mut message))
+                .await
+                .unwrap()
+                .unwrap();
+            out.push((u64::from_le_bytes(message), Instant::now()));
+        }
+        out
+    });
+    let addr = proxy(&r, "p", upstream);
+    toxic(&r, "p", "latency", "upstream", &[("latency", 50)], None);
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    let mut sent = Vec::new();
+    for i in 0..40u64 {
+        sent.push(Instant::now());
+        s.write_all(&i.to_le_bytes()).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let arrivals = timeout(LIMIT, arrivals).await.unwrap().unwrap();
+    for (k, (i, at)) in arrivals.iter().enumerate() {
+        assert_eq!(*i, k as u64, "messages arrive in order");
+        let delay = at.duration_since(sent[k]);
+        // At least the latency; late by no more than scheduling on a busy machine.
+        within(delay, 50, 80);
+    }
+}
+
+/// A bulk stream through latency toxics on both streams (the batched path, with its partial
+/// writes) arrives intact and in order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bulk_data_through_latency_toxics_arrives_intact() {
+    let r = registry(25);
+    let addr = proxy(&r, "p", echo_server().await);
+    toxic(&r, "p", "latency", "upstream", &[("latency", 1)], None);
+    toxic(
+        &r,
+        "p",
+        "latency",
+        "downstream",
+        &[("latency", 2), ("jitter", 1)],
+        None,
+    );
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    let payload: Vec<u8> = (0..16_000_000u32).map(|i| (i * 13 % 251) as u8).collect();
+    let (mut rd, mut wr) = s.split();
+    let send = async {
+        wr.write_all(&payload).await.unwrap();
+    };
+    let mut got = vec![0u8; payload.len()];
+    let recv = async {
+        timeout(LIMIT, rd.read_exact(&mut got))
+            .await
+            .unwrap()
+            .unwrap()
+    };
+    tokio::join!(send, recv);
+    assert!(got == payload, "the stream came back changed");
+}
+
+/// A latency change reaches chunks already queued behind the toxic: the held one leaves at
+/// once (as in Toxiproxy) and the queued one goes through the new chain, not its old delay.
+#[tokio::test]
+async fn a_latency_change_reaches_queued_chunks() {
+    let r = registry(26);
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let upstream = l.local_addr().unwrap();
+    let arrivals = tokio::spawn(async move {
+        let (mut s, _) = l.accept().await.unwrap();
+        let mut out = Vec::new();
+        let mut message = [0u8; 1];
+        while out.len() < 2 {
+            timeout(LIMIT, s.read_exact(&mut message))
+                .await
+                .unwrap()
+                .unwrap();
+            out.push(Instant::now());
+        }
+        out
+    });
+    let addr = proxy(&r, "p", upstream);
+    let lat = toxic(&r, "p", "latency", "upstream", &[("latency", 400)], None);
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    let started = Instant::now();
+    s.write_all(b"a").await.unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    s.write_all(b"b").await.unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    r.update_toxic("p", &lat, vec![("latency".into(), 0)], None)
+        .unwrap();
+    let arrivals = timeout(LIMIT, arrivals).await.unwrap().unwrap();
+    // Both at the change (200 ms), neither at its old release (400 and 500 ms).
+    within(arrivals[0].duration_since(started), 195, 300);
+    within(arrivals[1].duration_since(started), 195, 300);
 }
