@@ -64,8 +64,8 @@ fn the_client_subcommands_drive_a_server() {
     let s = Sandbox::new();
     let api = free_port();
     let _server = Server(
-        // One data-plane thread and no busy polling: the smallest setting must work as well
-        // as the defaults the other tests use.
+        // Two data-plane threads (the multi-threaded runtime) and busy polling: the settings
+        // other than the defaults (one thread, no polling) that the other tests use.
         s.command(&[
             "proxy",
             "--host",
@@ -73,9 +73,9 @@ fn the_client_subcommands_drive_a_server() {
             "--port",
             &api.to_string(),
             "--workers",
-            "1",
+            "2",
             "--busy-poll-us",
-            "0",
+            "50",
         ])
         .stderr(Stdio::null())
         .spawn()

@@ -96,11 +96,7 @@ pub fn run(g: &Global, a: ProxyArgs) -> anyhow::Result<u8> {
 pub fn serve(o: ServerOptions) -> anyhow::Result<u8> {
     let loopback_congestion = LoopbackCongestion::resolve(o.loopback_congestion.as_deref())
         .map_err(|e| super::UsageError(format!("--loopback-congestion: {e}")))?;
-    let data_plane = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(o.workers)
-        .thread_name("proxy-data")
-        .enable_all()
-        .build()?;
+    let data_plane = DataPlane::start(o.workers)?;
     let control = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
@@ -111,7 +107,7 @@ pub fn serve(o: ServerOptions) -> anyhow::Result<u8> {
             loopback_congestion: loopback_congestion.clone(),
             ..RegistryConfig::default()
         },
-        data_plane.handle().clone(),
+        data_plane.handle.clone(),
     ));
     if let Some(path) = &o.config {
         populate_from_file(&registry, path)?;
@@ -131,8 +127,69 @@ pub fn serve(o: ServerOptions) -> anyhow::Result<u8> {
         toxiproxy::serve(listener, api, shutdown).await;
         anyhow::Ok(super::OK)
     })?;
-    data_plane.shutdown_timeout(Duration::from_secs(1));
+    data_plane.stop();
     Ok(code)
+}
+
+/// The runtime that moves bytes.
+///
+/// One worker (the default on two cores) is a current-thread runtime on a thread of its own:
+/// between a socket's wake-up and its bytes there is then no work-stealing machinery, which
+/// on request/response traffic is a measurable share of what the proxy adds (BENCHMARKS.md).
+/// More workers are tokio's multi-threaded runtime.
+struct DataPlane {
+    handle: tokio::runtime::Handle,
+    kind: DataPlaneKind,
+}
+
+enum DataPlaneKind {
+    Single {
+        stop: tokio::sync::oneshot::Sender<()>,
+        thread: std::thread::JoinHandle<()>,
+    },
+    Multi(tokio::runtime::Runtime),
+}
+
+impl DataPlane {
+    fn start(workers: usize) -> anyhow::Result<DataPlane> {
+        if workers > 1 {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(workers)
+                .thread_name("proxy-data")
+                .enable_all()
+                .build()?;
+            return Ok(DataPlane {
+                handle: runtime.handle().clone(),
+                kind: DataPlaneKind::Multi(runtime),
+            });
+        }
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        let handle = runtime.handle().clone();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let thread = std::thread::Builder::new()
+            .name("proxy-data".into())
+            .spawn(move || {
+                let _ = runtime.block_on(stopped);
+                runtime.shutdown_timeout(Duration::from_secs(1));
+            })?;
+        Ok(DataPlane {
+            handle,
+            kind: DataPlaneKind::Single { stop, thread },
+        })
+    }
+
+    /// Stops every listener and connection, waiting at most a second for them.
+    fn stop(self) {
+        match self.kind {
+            DataPlaneKind::Single { stop, thread } => {
+                let _ = stop.send(());
+                let _ = thread.join();
+            }
+            DataPlaneKind::Multi(runtime) => runtime.shutdown_timeout(Duration::from_secs(1)),
+        }
+    }
 }
 
 /// Applies a `/populate`-format file at start, through the same checks as `POST /populate`.
