@@ -12,8 +12,9 @@
 //! randomness reproducible.
 //!
 //! A direction without toxics forwards bytes straight from socket to socket: by one copy
-//! through a per-thread buffer, by splice(2) while it streams bulk data, and with a short
-//! busy-poll window after each transfer so request/response traffic finds the proxy awake.
+//! through a per-thread buffer, or by splice(2) while it streams bulk data; an opt-in
+//! busy-poll window after each transfer lets request/response traffic find the proxy awake.
+//! A direction whose toxics only delay releases every chunk that is due in one write.
 //! On connections that stay on loopback, the proxy's own sockets use a congestion control
 //! that does not pace ([`LoopbackCongestion`]).
 //!

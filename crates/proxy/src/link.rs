@@ -5,8 +5,13 @@
 //! chain between chunks and while waiting, so adding, updating or removing a toxic reaches
 //! every live connection without the control plane ever waiting on a link. A wait that a
 //! chain change interrupts forwards the held chunk at once, as Toxiproxy does.
+//!
+//! The commonest chain, latency alone, has a path of its own: the writer waits for the first
+//! chunk's release time and then writes every queued chunk that is due in one call, so a
+//! bulk stream costs one timer wait and one write per batch instead of per 32 KB chunk, and
+//! every byte still leaves at its own time.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -20,6 +25,8 @@ use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
 use tokio::time::{Instant, sleep_until};
 use tokio_util::sync::CancellationToken;
+
+mod delay;
 
 use crate::congestion::LoopbackCongestion;
 use crate::splice::Pipe;
@@ -38,10 +45,7 @@ pub const QUEUE: usize = 1024;
 /// rate at `QUEUE_BYTES / latency`: 4 MiB through 1 ms is 33 Gbit/s, above what loopback
 /// moves here (1 MiB capped it at 8 Gbit/s, below what the proxy could do; BENCHMARKS.md).
 pub const QUEUE_BYTES: usize = 4 << 20;
-/// Bytes a latency-only link writes in one call once their delays have passed.
-const RELEASE_BYTES: usize = 1 << 20;
-/// Chunks a latency-only link writes in one call (one iovec each).
-const RELEASE_CHUNKS: usize = 64;
+
 /// Largest read on the pass-through path.
 const SCRATCH: usize = 256 * 1024;
 /// A read at least this large marks the link as bulk, for the zero-copy path.
@@ -77,8 +81,9 @@ enum End {
 struct Chunk {
     data: Bytes,
     at: Instant,
-    /// Its share of the link's byte budget, returned when the chunk is dropped.
-    _budget: OwnedSemaphorePermit,
+    /// Its share of the link's byte budget, returned when the chunk is dropped (none for
+    /// chunks handed over from the delay line, which keeps its own count).
+    _budget: Option<OwnedSemaphorePermit>,
 }
 
 /// What the connection needs from its proxy.
@@ -182,32 +187,89 @@ async fn link(
         timer: Timer::default(),
         generation: 0,
     };
-    // Pass-through until the link first has a toxic: no queue, no copy, no buffer of its own.
-    if let Some(end) = writer.pass_through(&mut src).await {
-        conn.cancel();
-        return (src, writer.dst, end);
-    }
-    let (tx, rx) = mpsc::channel(QUEUE);
-    let reader = read_loop(src, tx, counters, conn.clone());
-    let (src, end) = tokio::join!(reader, async {
-        let end = writer.run(rx).await;
-        // Whatever ended this link ends the connection: no half-close propagation.
-        conn.cancel();
-        end
-    });
+    let budget = Arc::new(Semaphore::new(QUEUE_BYTES));
+    // Chunks read and not yet written, handed from one path to the next in order.
+    let mut held: VecDeque<Chunk> = VecDeque::new();
+    let end = loop {
+        if !writer.refresh() {
+            break End::Close;
+        }
+        let step = match writer.path() {
+            // No toxic: no queue, no copy, no buffer of its own.
+            Path::PassThrough => match writer.write_held(&mut held).await {
+                Flow::Stop(end) => Step::End(end),
+                Flow::Go => match writer.pass_through(&mut src).await {
+                    Some(end) => Step::End(end),
+                    None => Step::Switch,
+                },
+            },
+            Path::Delay => writer.delay_line(&mut src, &mut held).await,
+            Path::Queued => {
+                let (tx, mut rx) = mpsc::channel(QUEUE);
+                let stop = conn.child_token();
+                let reader = read_loop(&src, tx, counters.clone(), budget.clone(), stop.clone());
+                let (unsent, step) = tokio::join!(reader, async {
+                    let step = writer.run(&mut rx, &mut held).await;
+                    stop.cancel();
+                    step
+                });
+                // Leaving for another path: what the reader queued goes first there.
+                while let Ok(chunk) = rx.try_recv() {
+                    held.push_back(chunk);
+                }
+                held.extend(unsent);
+                step
+            }
+        };
+        if let Step::End(end) = step {
+            break end;
+        }
+    };
+    // Whatever ended this link ends the connection: no half-close propagation.
+    conn.cancel();
     (src, writer.dst, end)
 }
 
+/// How a link moves bytes under its current chain.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Path {
+    /// No toxic: straight from socket to socket.
+    PassThrough,
+    /// Toxics that only delay (latency, noop, slow_close): the delay line.
+    Delay,
+    /// Anything else: chunk by chunk through the chain.
+    Queued,
+}
+
+/// How a path ended.
+enum Step {
+    /// The chain calls for another path.
+    Switch,
+    /// The link is over.
+    End(End),
+}
+
+/// Reads `src` into the queue until `stop` fires or the source ends; returns the chunks it
+/// had read but not queued when stopped, so that a switch of path loses nothing.
 async fn read_loop(
-    src: OwnedReadHalf,
+    src: &OwnedReadHalf,
     tx: mpsc::Sender<Chunk>,
     counters: Arc<Counters>,
-    conn: CancellationToken,
-) -> OwnedReadHalf {
-    let budget = Arc::new(Semaphore::new(QUEUE_BYTES));
-    loop {
+    budget: Arc<Semaphore>,
+    stop: CancellationToken,
+) -> Vec<Chunk> {
+    let mut unsent = Vec::new();
+    'reading: loop {
+        // Room first: the reader never holds bytes that the budget does not cover.
+        let mut permit = tokio::select! {
+            _ = stop.cancelled() => break,
+            p = budget.clone().acquire_many_owned(SCRATCH as u32) => match p {
+                Ok(p) => p,
+                Err(_) => break,
+            },
+        };
         tokio::select! {
-            _ = conn.cancelled() => break,
+            _ = stop.cancelled() => break,
             r = src.readable() => if r.is_err() { break },
         }
         // One read takes what the socket holds, up to the scratch buffer; it is queued as
@@ -229,36 +291,31 @@ async fn read_loop(
         };
         counters.received.fetch_add(n as u64, Ordering::Relaxed);
         let at = Instant::now();
-        let mut permit = tokio::select! {
-            _ = conn.cancelled() => break,
-            p = budget.clone().acquire_many_owned(n as u32) => match p {
-                Ok(p) => p,
-                Err(_) => break,
-            },
-        };
-        let mut closed = false;
-        for piece in pieces {
-            let Some(share) = permit.split(piece.len()) else {
-                break;
-            };
+        let mut pieces = pieces.into_iter();
+        while let Some(piece) = pieces.next() {
             let chunk = Chunk {
+                _budget: permit.split(piece.len()),
                 data: piece,
                 at,
-                _budget: share,
             };
-            tokio::select! {
-                _ = conn.cancelled() => closed = true,
-                sent = tx.send(chunk) => closed = sent.is_err(),
-            }
-            if closed {
-                break;
-            }
-        }
-        if closed {
-            break;
+            // Reserving a slot first keeps the chunk in hand if `stop` fires while the
+            // queue is full: the chunk and the rest were read, and must reach the next path.
+            let slot = tokio::select! {
+                biased;
+                slot = tx.reserve() => match slot {
+                    Ok(slot) => slot,
+                    Err(_) => break 'reading,
+                },
+                _ = stop.cancelled() => {
+                    unsent.push(chunk);
+                    unsent.extend(pieces.map(|data| Chunk { data, at, _budget: None }));
+                    break 'reading;
+                }
+            };
+            slot.send(chunk);
         }
     }
-    src
+    unsent
 }
 
 /// Reads what `src` has ready into `buf`, without waiting.
@@ -321,14 +378,6 @@ struct Writer {
     /// The timer of the toxics' waits.
     timer: Timer,
     /// Chain changes applied so far.
-    generation: u64,
-}
-
-/// A chunk a latency-only link took from its queue before it was due.
-struct Next {
-    chunk: Chunk,
-    release: Instant,
-    /// The [`Writer::generation`] whose chain gave `release`.
     generation: u64,
 }
 
@@ -492,69 +541,67 @@ impl Writer {
         })
     }
 
-    async fn run(&mut self, mut rx: mpsc::Receiver<Chunk>) -> End {
+    /// The queued path: chunks from `rx` (after those in `held`) one by one through the chain.
+    /// Returns when the chain calls for another path, or when the link ends.
+    async fn run(&mut self, rx: &mut mpsc::Receiver<Chunk>, held: &mut VecDeque<Chunk>) -> Step {
         let mut last_data = Instant::now();
-        // A chunk taken from the queue but not yet due, with its release time under the
-        // chain of that generation.
-        let mut next: Option<Next> = None;
         loop {
             if !self.refresh() {
-                return End::Close;
+                return Step::End(End::Close);
             }
-            let (chunk, release) = match next.take() {
-                Some(n) => {
-                    let current = n.generation == self.generation;
-                    (n.chunk, current.then_some(n.release))
-                }
+            if self.path() != Path::Queued {
+                return Step::Switch;
+            }
+            let chunk = match held.pop_front() {
+                Some(chunk) => chunk,
                 None => {
                     let deadline = self.timeout_deadline(last_data);
                     let received = tokio::select! {
                         biased;
-                        _ = self.conn.cancelled() => return End::Close,
+                        _ = self.conn.cancelled() => return Step::End(End::Close),
                         changed = self.chain.changed() => {
                             if changed.is_err() {
-                                return End::Close;
+                                return Step::End(End::Close);
                             }
                             self.dirty = true;
                             continue;
                         }
-                        _ = sleep_until(deadline.unwrap_or_else(Instant::now)), if deadline.is_some() => return End::Close,
+                        _ = sleep_until(deadline.unwrap_or_else(Instant::now)), if deadline.is_some() => return Step::End(End::Close),
                         chunk = rx.recv() => chunk,
                     };
                     let Some(chunk) = received else {
-                        return self.eof().await;
+                        return Step::End(self.eof().await);
                     };
                     last_data = Instant::now();
-                    (chunk, None)
+                    chunk
                 }
             };
-            let flow = if self.latency_only() {
-                let release = release.unwrap_or_else(|| self.release_time(chunk.at));
-                self.release(chunk, release, &mut rx, &mut next).await
-            } else {
-                self.process(chunk).await
-            };
-            if let Flow::Stop(end) = flow {
-                return end;
+            if let Flow::Stop(end) = self.process(chunk).await {
+                return Step::End(end);
             }
         }
     }
 
-    /// Whether every active toxic only delays data (or does nothing to it): the link then
-    /// releases chunks in batches ([`Writer::release`]) rather than one by one.
-    fn latency_only(&self) -> bool {
-        !self.active.is_empty()
-            && self.active.iter().all(|t| {
-                matches!(
-                    t.kind,
-                    Kind::Latency { .. } | Kind::Noop | Kind::SlowClose { .. }
-                )
-            })
+    /// The path the current chain calls for.
+    fn path(&self) -> Path {
+        if self.current.is_empty() {
+            return Path::PassThrough;
+        }
+        let delays_only = self.active.iter().all(|t| {
+            matches!(
+                t.kind,
+                Kind::Latency { .. } | Kind::Noop | Kind::SlowClose { .. }
+            )
+        });
+        if delays_only {
+            Path::Delay
+        } else {
+            Path::Queued
+        }
     }
 
-    /// When a chunk received at `at` leaves a latency-only chain: every latency toxic adds
-    /// its delay and its own jitter draw, in chain order, exactly as [`Writer::through`]
-    /// would.
+    /// When a chunk received at `at` leaves a chain of delays: every latency toxic adds its
+    /// delay and its own jitter draw, in chain order, exactly as [`Writer::through`] would.
     fn release_time(&mut self, at: Instant) -> Instant {
         let mut released = at;
         for t in self.active.iter() {
@@ -573,41 +620,14 @@ impl Writer {
         released
     }
 
-    /// Holds `chunk` until `release`, then writes it together with every queued chunk whose
-    /// release time has passed by then, in one call: a bulk stream through a latency toxic
-    /// costs one wait and one write per batch rather than per chunk, and each byte still
-    /// leaves at its own time. The first queued chunk that is not due yet goes to `next`.
-    /// A chain change during the wait writes the chunk at once, as [`Writer::through`] does.
-    async fn release(
-        &mut self,
-        chunk: Chunk,
-        release: Instant,
-        rx: &mut mpsc::Receiver<Chunk>,
-        next: &mut Option<Next>,
-    ) -> Flow {
-        match self.wait_until(release).await {
-            Wait::Done => {}
-            Wait::Interrupted => return self.write(&chunk.data).await,
-            Wait::Cancelled => return Flow::Stop(End::Close),
-        }
-        let mut batch = vec![chunk];
-        let mut bytes = batch[0].data.len();
-        let now = Instant::now();
-        while batch.len() < RELEASE_CHUNKS && bytes < RELEASE_BYTES {
-            let Ok(queued) = rx.try_recv() else { break };
-            let release = self.release_time(queued.at);
-            if release > now {
-                *next = Some(Next {
-                    chunk: queued,
-                    release,
-                    generation: self.generation,
-                });
-                break;
+    /// Writes every chunk of `held` at once: the chain no longer holds them.
+    async fn write_held(&mut self, held: &mut VecDeque<Chunk>) -> Flow {
+        while let Some(chunk) = held.pop_front() {
+            if let Flow::Stop(end) = self.write(&chunk.data).await {
+                return Flow::Stop(end);
             }
-            bytes += queued.data.len();
-            batch.push(queued);
         }
-        self.write_all(&mut batch).await
+        Flow::Go
     }
 
     /// The source reached EOF: `slow_close` postpones the close.
@@ -823,42 +843,6 @@ impl Writer {
                 Err(_) => Flow::Stop(End::Close),
             },
         }
-    }
-
-    /// Writes every chunk of `batch`, in order, with as few calls as the socket allows.
-    async fn write_all(&mut self, batch: &mut [Chunk]) -> Flow {
-        let mut first = 0;
-        while first < batch.len() {
-            let slices: Vec<std::io::IoSlice<'_>> = batch[first..]
-                .iter()
-                .map(|c| std::io::IoSlice::new(&c.data))
-                .collect();
-            let written = match self.dst.try_write_vectored(&slices) {
-                Ok(n) => n,
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                    tokio::select! {
-                        _ = self.conn.cancelled() => return Flow::Stop(End::Close),
-                        w = self.dst.as_ref().writable() => if w.is_err() { return Flow::Stop(End::Close) },
-                    }
-                    continue;
-                }
-                Err(_) => return Flow::Stop(End::Close),
-            };
-            self.counters
-                .sent
-                .fetch_add(written as u64, Ordering::Relaxed);
-            let mut left = written;
-            while left > 0 {
-                let chunk = &mut batch[first].data;
-                let n = left.min(chunk.len());
-                bytes::Buf::advance(chunk, n);
-                left -= n;
-                if chunk.is_empty() {
-                    first += 1;
-                }
-            }
-        }
-        Flow::Go
     }
 }
 

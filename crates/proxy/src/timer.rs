@@ -24,6 +24,9 @@ use tokio::time::Instant;
 #[derive(Default)]
 pub(crate) struct Timer {
     fd: Option<AsyncFd<OwnedFd>>,
+    /// The deadline the descriptor is set for and that has not been seen to expire: a wait
+    /// for the same deadline again (a link woken by its socket in between) only waits.
+    armed: Option<Instant>,
     /// A timerfd could not be made or armed: the link uses tokio's timer from then on.
     coarse: bool,
 }
@@ -37,7 +40,7 @@ impl Timer {
             return;
         }
         if !self.coarse {
-            match self.precise(left).await {
+            match self.precise(deadline, left).await {
                 Ok(()) => return,
                 Err(_) => {
                     self.fd = None;
@@ -48,7 +51,7 @@ impl Timer {
         tokio::time::sleep_until(deadline).await;
     }
 
-    async fn precise(&mut self, left: Duration) -> io::Result<()> {
+    async fn precise(&mut self, deadline: Instant, left: Duration) -> io::Result<()> {
         let fd = match &mut self.fd {
             Some(fd) => fd,
             slot @ None => slot.insert(register(timerfd_create(
@@ -56,25 +59,31 @@ impl Timer {
                 TimerfdFlags::NONBLOCK | TimerfdFlags::CLOEXEC,
             )?)?),
         };
-        let value = Timespec::try_from(left).map_err(|_| io::ErrorKind::InvalidInput)?;
-        let zero = Timespec {
-            tv_sec: 0,
-            tv_nsec: 0,
-        };
-        // Setting the timer also clears an expiry a dropped wait left unread.
-        timerfd_settime(
-            fd.get_ref(),
-            TimerfdTimerFlags::empty(),
-            &Itimerspec {
-                it_interval: zero,
-                it_value: value,
-            },
-        )?;
+        if self.armed != Some(deadline) {
+            let value = Timespec::try_from(left).map_err(|_| io::ErrorKind::InvalidInput)?;
+            let zero = Timespec {
+                tv_sec: 0,
+                tv_nsec: 0,
+            };
+            // Setting the timer also clears an expiry a dropped wait left unread.
+            timerfd_settime(
+                fd.get_ref(),
+                TimerfdTimerFlags::empty(),
+                &Itimerspec {
+                    it_interval: zero,
+                    it_value: value,
+                },
+            )?;
+            self.armed = Some(deadline);
+        }
         loop {
             let mut ready = fd.readable().await?;
             let mut expirations = [0u8; 8];
             match ready.try_io(|fd| Ok(rustix::io::read(fd.get_ref(), &mut expirations)?)) {
-                Ok(expired) => return expired.map(|_| ()),
+                Ok(expired) => {
+                    self.armed = None;
+                    return expired.map(|_| ());
+                }
                 // Readiness left over from an earlier wait: cleared, wait again.
                 Err(_would_block) => continue,
             }
@@ -125,6 +134,27 @@ mod tests {
         let deadline = Instant::now() + Duration::from_millis(5);
         timer.sleep_until(deadline).await;
         assert!(Instant::now() >= deadline);
+    }
+
+    #[tokio::test]
+    async fn a_wait_resumed_for_the_same_deadline_keeps_the_timer_set() {
+        let mut timer = Timer::default();
+        let deadline = Instant::now() + Duration::from_millis(20);
+        // Dropped twice before its end (a link woken by its socket), then awaited.
+        for _ in 0..2 {
+            let _ =
+                tokio::time::timeout(Duration::from_millis(2), timer.sleep_until(deadline)).await;
+        }
+        assert_eq!(timer.armed, Some(deadline));
+        timer.sleep_until(deadline).await;
+        let now = Instant::now();
+        assert!(now >= deadline, "returned early");
+        assert!(
+            now - deadline < Duration::from_millis(50),
+            "late: {:?}",
+            now - deadline
+        );
+        assert_eq!(timer.armed, None, "an expiry that was read disarms");
     }
 
     #[tokio::test]
