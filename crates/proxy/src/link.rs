@@ -6,10 +6,10 @@
 //! every live connection without the control plane ever waiting on a link. A wait that a
 //! chain change interrupts forwards the held chunk at once, as Toxiproxy does.
 //!
-//! The commonest chain, latency alone, has a path of its own: the writer waits for the first
-//! chunk's release time and then writes every queued chunk that is due in one call, so a
-//! bulk stream costs one timer wait and one write per batch instead of per 32 KB chunk, and
-//! every byte still leaves at its own time.
+//! A link moves bytes by one of three paths ([`Path`]), chosen again whenever its chain
+//! changes: straight from socket to socket while it has no toxic (`pass_through`), the
+//! delay line while its toxics only delay ([`delay`]), and the queued path above for every
+//! other chain. What one path has read and not written is handed to the next, in order.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;

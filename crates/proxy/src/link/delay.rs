@@ -167,6 +167,13 @@ impl DelayLine {
                 self.spill = false;
             }
         }
+        if self
+            .pipes
+            .back()
+            .is_some_and(|p| p.pipe.pending() <= p.pipe.capacity() / 2)
+        {
+            self.spill = false;
+        }
         if self.small_fills >= SMALL_SPLICES_BEFORE_COPY && self.held_in_pipes() == 0 {
             // Interactive now: memory is cheaper, and the pipes' descriptors go back.
             self.pipes.clear();
