@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use simian_core::{Clock, LogNotifier, Provider, Store, StoreError};
 use simian_monkey::{Engine, Policy, PolicySource};
-use simian_providers::{DockerProvider, ProcessProvider, StaticProvider};
+use simian_providers::{DockerProvider, KubernetesProvider, ProcessProvider, StaticProvider};
 
 use crate::config::{self, ConfigError, ProviderSettings, Settings};
 
@@ -18,6 +18,13 @@ pub fn providers(settings: &Settings) -> Result<BTreeMap<String, Arc<dyn Provide
             ProviderSettings::Process(c) => Arc::new(ProcessProvider::new(name.clone(), c.clone())),
             ProviderSettings::Docker(c) => Arc::new(
                 DockerProvider::new(name.clone(), c.clone()).map_err(|e| ConfigError {
+                    location: settings.path.display().to_string(),
+                    message: format!("[providers.{name}]: {e}"),
+                    hint: None,
+                })?,
+            ),
+            ProviderSettings::Kubernetes(c) => Arc::new(
+                KubernetesProvider::new(name.clone(), c.clone()).map_err(|e| ConfigError {
                     location: settings.path.display().to_string(),
                     message: format!("[providers.{name}]: {e}"),
                     hint: None,

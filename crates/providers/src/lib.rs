@@ -10,6 +10,8 @@
 //!   a kill there is recorded and removes nothing real.
 //! * [`docker`]: containers labelled `simian.app` on a Docker engine, stopped, killed or
 //!   restarted through the Engine API, each outcome verified.
+//! * [`kubernetes`]: pods labelled `simian.io/app`, grouped by owning workload, evicted (so
+//!   disruption budgets hold) or deleted through the Kubernetes API, each outcome verified.
 //!
 //! ```no_run
 //! use simian_core::Provider;
@@ -23,8 +25,10 @@
 
 pub mod docker;
 pub mod inventory;
+pub mod kubernetes;
 pub mod process;
 
 pub use docker::{DockerAction, DockerConfig, DockerProvider};
 pub use inventory::{InventoryError, StaticProvider};
+pub use kubernetes::{KubernetesAction, KubernetesConfig, KubernetesProvider};
 pub use process::{ProcessConfig, ProcessProvider};

@@ -126,6 +126,28 @@ pub fn run(g: &Global, a: CheckArgs) -> anyhow::Result<u8> {
             ProviderSettings::Static { path } => {
                 vec![name.clone(), "static".into(), path.display().to_string()]
             }
+            ProviderSettings::Kubernetes(c) => vec![
+                name.clone(),
+                "kubernetes".into(),
+                format!(
+                    "{}, grace_period {}, minimum_age {:?}, namespaces {}, context {}{}",
+                    c.action.as_str(),
+                    c.grace_period
+                        .map_or("the pod's own".to_string(), |g| format!("{g:?}")),
+                    c.minimum_age,
+                    if c.namespaces.is_empty() {
+                        "all but kube-system".to_string()
+                    } else {
+                        c.namespaces.join(", ")
+                    },
+                    c.context.as_deref().unwrap_or("the current one"),
+                    if c.selector.as_str().is_empty() {
+                        String::new()
+                    } else {
+                        format!(", selector {:?}", c.selector.as_str())
+                    }
+                ),
+            ],
         })
         .collect();
     out!("{}", table(&["PROVIDER", "KIND", "SETTINGS"], &providers))?;

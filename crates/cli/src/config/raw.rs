@@ -55,12 +55,27 @@ pub struct RawOutage {
 pub struct RawProvider {
     pub kind: Spanned<String>,
     pub grace_period: Option<Spanned<String>>,
-    pub selector: Option<Spanned<BTreeMap<String, String>>>,
+    pub selector: Option<Spanned<RawSelector>>,
     pub path: Option<Spanned<String>>,
     pub host: Option<Spanned<String>>,
     pub action: Option<Spanned<String>>,
     pub signal: Option<Spanned<String>>,
     pub pause_for: Option<Spanned<String>>,
+    pub kubeconfig: Option<Spanned<String>>,
+    pub context: Option<Spanned<String>>,
+    pub account: Option<Spanned<String>>,
+    pub namespaces: Option<Spanned<Vec<String>>>,
+    pub minimum_age: Option<Spanned<String>>,
+    pub app_label: Option<Spanned<String>>,
+}
+
+/// `selector`: a table of labels every instance must carry, or (kind `kubernetes`) a label
+/// selector in Kubernetes syntax.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum RawSelector {
+    Labels(BTreeMap<String, String>),
+    Text(String),
 }
 
 #[derive(Debug, Deserialize)]
@@ -73,6 +88,7 @@ pub struct RawApp {
     pub min_time_between_kills: Option<Spanned<i64>>,
     pub grouping: Option<Spanned<String>>,
     pub regions_independent: Option<bool>,
+    pub allow_single_replica: Option<Spanned<bool>>,
     #[serde(default)]
     pub exceptions: Vec<Spanned<RawException>>,
 }

@@ -9,11 +9,14 @@ use jiff::tz::TimeZone;
 use serde::Serialize;
 use simian_core::Grouping;
 use simian_monkey::{AppPolicy, Calendar, Exception, Policy};
-use simian_providers::{DockerAction, DockerConfig, ProcessConfig};
+use simian_providers::kubernetes::Selector;
+use simian_providers::{
+    DockerAction, DockerConfig, KubernetesAction, KubernetesConfig, ProcessConfig,
+};
 use toml::Spanned;
 
 use super::ConfigError;
-use super::raw::{RawApp, RawConfig, RawMonkey, RawOutage, RawProvider};
+use super::raw::{RawApp, RawConfig, RawMonkey, RawOutage, RawProvider, RawSelector};
 
 /// Everything `simian.toml` says, validated.
 #[derive(Debug, Clone)]
@@ -66,6 +69,8 @@ pub enum ProviderSettings {
     },
     /// `kind = "docker"`.
     Docker(DockerConfig),
+    /// `kind = "kubernetes"`.
+    Kubernetes(KubernetesConfig),
 }
 
 mod secs {
@@ -78,9 +83,9 @@ mod secs {
 }
 
 /// The provider kinds this build can run.
-const KINDS: [&str; 3] = ["process", "static", "docker"];
+const KINDS: [&str; 4] = ["process", "static", "docker", "kubernetes"];
 /// Kinds the product names that this build does not have yet.
-const PLANNED_KINDS: [&str; 2] = ["aws", "kubernetes"];
+const PLANNED_KINDS: [&str; 1] = ["aws"];
 const DAY_NAMES: [(&str, Weekday); 7] = [
     ("mon", Weekday::Monday),
     ("tue", Weekday::Tuesday),
@@ -191,6 +196,25 @@ pub fn resolve(path: &Path, text: &str) -> Result<Settings, ConfigError> {
                 format!("app {:?} is configured twice", resolved.name),
                 "merge the two [[apps]] entries",
             ));
+        }
+        if let Some(allow) = &app.get_ref().allow_single_replica {
+            match providers.get_mut(&resolved.provider) {
+                Some(ProviderSettings::Kubernetes(k)) => {
+                    if *allow.get_ref() {
+                        k.single_replica_apps.insert(resolved.name.clone());
+                    }
+                }
+                _ => {
+                    return Err(ctx.err(
+                        allow,
+                        format!(
+                            "app {:?}: allow_single_replica is a setting for apps of a kubernetes provider",
+                            resolved.name
+                        ),
+                        "remove allow_single_replica, or point the app at a provider of kind = \"kubernetes\"",
+                    ));
+                }
+            }
         }
         apps.push(resolved);
     }
@@ -389,20 +413,50 @@ fn provider(
     let span = |v: &Option<Spanned<String>>| v.as_ref().map(|s| s.span());
     if kind != "docker" {
         only("host", span(&raw.host), "docker")?;
-        only("action", span(&raw.action), "docker")?;
         only("signal", span(&raw.signal), "docker")?;
         only("pause_for", span(&raw.pause_for), "docker")?;
     }
-    let selector = |raw: &RawProvider| -> BTreeMap<String, String> {
-        raw.selector
-            .as_ref()
-            .map(|s| s.get_ref().clone())
-            .unwrap_or_default()
+    if kind != "docker" && kind != "kubernetes" {
+        only(
+            "action",
+            span(&raw.action),
+            "docker\" or kind = \"kubernetes",
+        )?;
+    }
+    if kind != "kubernetes" {
+        only("kubeconfig", span(&raw.kubeconfig), "kubernetes")?;
+        only("context", span(&raw.context), "kubernetes")?;
+        only("account", span(&raw.account), "kubernetes")?;
+        only(
+            "namespaces",
+            raw.namespaces.as_ref().map(|s| s.span()),
+            "kubernetes",
+        )?;
+        only("minimum_age", span(&raw.minimum_age), "kubernetes")?;
+        only("app_label", span(&raw.app_label), "kubernetes")?;
+    }
+    // A table of labels; a selector string is Kubernetes syntax, for kind = "kubernetes".
+    let labels = |raw: &RawProvider| -> Result<BTreeMap<String, String>, ConfigError> {
+        match raw.selector.as_ref() {
+            None => Ok(BTreeMap::new()),
+            Some(s) => match s.get_ref() {
+                RawSelector::Labels(l) => Ok(l.clone()),
+                RawSelector::Text(_) => Err(ctx.err(
+                    s,
+                    format!("{section}: selector is a table of labels for kind = \"{kind}\""),
+                    "write selector = { team = \"core\" } (a string selector is for kind = \"kubernetes\")",
+                )),
+            },
+        }
     };
     match kind {
         "docker" => {
             only("path", span(&raw.path), "static")?;
-            docker(ctx, &section, raw, selector(raw)).map(ProviderSettings::Docker)
+            docker(ctx, &section, raw, labels(raw)?).map(ProviderSettings::Docker)
+        }
+        "kubernetes" => {
+            only("path", span(&raw.path), "static")?;
+            kubernetes(ctx, &section, raw, base_dir).map(ProviderSettings::Kubernetes)
         }
         "process" => {
             only("path", raw.path.as_ref().map(|s| s.span()), "static")?;
@@ -410,13 +464,10 @@ fn provider(
             if let Some(g) = &raw.grace_period {
                 config.grace_period = duration(ctx, g, &format!("{section} grace_period"))?;
             }
-            if let Some(s) = &raw.selector {
-                config.selector = s
-                    .get_ref()
-                    .iter()
-                    .map(|(k, v)| (k.to_ascii_lowercase(), v.clone()))
-                    .collect();
-            }
+            config.selector = labels(raw)?
+                .into_iter()
+                .map(|(k, v)| (k.to_ascii_lowercase(), v))
+                .collect();
             Ok(ProviderSettings::Process(config))
         }
         "static" => {
@@ -452,6 +503,99 @@ fn provider(
             format!("use one of {}", KINDS.join(", ")),
         )),
     }
+}
+
+/// `[providers.NAME]` of kind `kubernetes`.
+fn kubernetes(
+    ctx: &Ctx,
+    section: &str,
+    raw: &RawProvider,
+    base_dir: &Path,
+) -> Result<KubernetesConfig, ConfigError> {
+    let mut config = KubernetesConfig::default();
+    if let Some(k) = &raw.kubeconfig {
+        let text = k.get_ref();
+        let path = match text.strip_prefix("~/") {
+            Some(rest) => std::env::var_os("HOME")
+                .map(|h| PathBuf::from(h).join(rest))
+                .unwrap_or_else(|| PathBuf::from(text)),
+            None => base_dir.join(text),
+        };
+        config.kubeconfig = Some(path);
+    }
+    let text = |v: &Option<Spanned<String>>, key: &str| -> Result<Option<String>, ConfigError> {
+        match v {
+            Some(s) if s.get_ref().trim().is_empty() => Err(ctx.err(
+                s,
+                format!("{section}: {key} is empty"),
+                format!("give {key} a value, or leave it out"),
+            )),
+            Some(s) => Ok(Some(s.get_ref().clone())),
+            None => Ok(None),
+        }
+    };
+    config.context = text(&raw.context, "context")?;
+    config.account = text(&raw.account, "account")?;
+    if let Some(label) = text(&raw.app_label, "app_label")? {
+        config.app_label = label;
+    }
+    if let Some(ns) = &raw.namespaces {
+        if let Some(bad) = ns.get_ref().iter().find(|n| !is_dns_label(n)) {
+            return Err(ctx.err(
+                ns,
+                format!("{section}: namespaces: {bad:?} is not a namespace name"),
+                "use lowercase letters, digits and '-', at most 63 characters",
+            ));
+        }
+        config.namespaces = ns.get_ref().clone();
+    }
+    if let Some(s) = &raw.selector {
+        let text = match s.get_ref() {
+            RawSelector::Text(t) => t.clone(),
+            RawSelector::Labels(l) => l
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect::<Vec<_>>()
+                .join(","),
+        };
+        config.selector = Selector::parse(&text).map_err(|e| {
+            ctx.err(
+                s,
+                format!("{section}: {e}"),
+                "write a Kubernetes label selector, such as selector = \"tier=backend,env!=dev\"",
+            )
+        })?;
+    }
+    config.action = match raw.action.as_ref().map(|a| a.get_ref().as_str()) {
+        None | Some("evict") => KubernetesAction::Evict,
+        Some("delete") => KubernetesAction::Delete,
+        Some(other) => {
+            let spanned = raw.action.as_ref().unwrap_or(&raw.kind);
+            return Err(ctx.err(
+                spanned,
+                format!("{section}: unknown action {other:?} for kind = \"kubernetes\""),
+                "use evict (the Eviction API: PodDisruptionBudgets hold) or delete (no budget is consulted)",
+            ));
+        }
+    };
+    if let Some(g) = &raw.grace_period {
+        config.grace_period = Some(duration(ctx, g, &format!("{section} grace_period"))?);
+    }
+    if let Some(m) = &raw.minimum_age {
+        config.minimum_age = duration(ctx, m, &format!("{section} minimum_age"))?;
+    }
+    Ok(config)
+}
+
+/// A namespace name: a DNS label.
+fn is_dns_label(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 63
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !name.starts_with('-')
+        && !name.ends_with('-')
 }
 
 /// `[providers.NAME]` of kind `docker`.
@@ -736,6 +880,19 @@ impl Settings {
                     ProviderSettings::Static { path } => {
                         serde_json::json!({"kind": "static", "path": path})
                     }
+                    ProviderSettings::Kubernetes(c) => serde_json::json!({
+                        "kind": "kubernetes",
+                        "kubeconfig": c.kubeconfig,
+                        "context": c.context,
+                        "account": c.account,
+                        "namespaces": c.namespaces,
+                        "selector": c.selector.as_str(),
+                        "action": c.action.as_str(),
+                        "grace_period": c.grace_period.map(|g| format!("{}s", g.as_secs_f64())),
+                        "minimum_age": format!("{}s", c.minimum_age.as_secs_f64()),
+                        "app_label": c.app_label,
+                        "allow_single_replica": c.single_replica_apps,
+                    }),
                     ProviderSettings::Docker(c) => serde_json::json!({
                         "kind": "docker",
                         "host": c.host,

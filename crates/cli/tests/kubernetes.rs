@@ -1,0 +1,132 @@
+//! The `simian` binary on pods through `kind = "kubernetes"`, against the Kubernetes API
+//! emulator (`simian_testkit::kube`): the config's keys, `eligible`, `terminate` (an
+//! eviction, recorded and verified) and the minimum time between kills.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod util;
+
+use simian_testkit::kube::{Emulator, PodSpec};
+use util::Sandbox;
+
+fn sandbox(e: &Emulator, provider: &str, app: &str) -> Sandbox {
+    let s = Sandbox::new();
+    s.write(
+        "simian.toml",
+        &format!(
+            "[monkey]\ntime_zone = \"UTC\"\n\n[store]\nurl = \"sqlite://simian.db\"\n\n\
+             [providers.k8s]\nkind = \"kubernetes\"\nkubeconfig = \"{}\"\nnamespaces = [\"shop\"]\n\
+             selector = \"tier=backend\"\n{provider}\n\n\
+             [[apps]]\nname = \"web\"\nprovider = \"k8s\"\n{app}\n",
+            e.kubeconfig().display()
+        ),
+    );
+    s
+}
+
+fn fleet(e: &Emulator, replicas: usize) {
+    e.node("node-a", "eu-west-1", "eu-west-1a");
+    e.replica_set("shop", "web-1", "web");
+    for n in 0..replicas {
+        e.pod(&PodSpec {
+            namespace: "shop",
+            name: &format!("web-1-{n}"),
+            labels: vec![("simian.io/app", "web"), ("tier", "backend")],
+            owner: Some(("ReplicaSet", "web-1")),
+            node: "node-a",
+            ready: true,
+            age_secs: 3600,
+        });
+    }
+}
+
+#[test]
+#[ignore = "needs python3 with kmock (the Kubernetes API emulator): scripts/test.sh installs it (then pass --include-ignored)"]
+fn terminate_evicts_exactly_one_pod_then_the_minimum_time_refuses() {
+    let e = Emulator::start();
+    fleet(&e, 3);
+    let s = sandbox(&e, "minimum_age = \"10m\"", "mean_time_between_kills = 2");
+    let eligible = s.run(&["eligible", "web", "--json"]).json();
+    let rows = eligible.as_array().unwrap();
+    assert_eq!(rows.len(), 3, "{eligible}");
+    assert_eq!(rows[0]["cluster"], "shop/Deployment/web", "{eligible}");
+    assert_eq!(rows[0]["account"], "test-cluster", "{eligible}");
+
+    let out = s.run(&["terminate", "web", "--no-dry-run", "--json"]);
+    out.expect(0);
+    let t = out.json();
+    assert_eq!(t["termination"]["state"], "killed", "{t}");
+    let victim = t["termination"]["instance_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let name = victim.split('/').nth(1).unwrap();
+    assert!(
+        e.get_pod("shop", name).is_none(),
+        "the recorded pod was evicted"
+    );
+    assert_eq!(e.events("shop").len(), 1, "with an Event on it");
+
+    let again = s.run(&["terminate", "web", "--no-dry-run", "--json"]);
+    again.expect(3);
+    assert_eq!(again.json()["refusal"]["check"], "min_time_between_kills");
+    let left: usize = (0..3)
+        .filter(|n| e.get_pod("shop", &format!("web-1-{n}")).is_some())
+        .count();
+    assert_eq!(left, 2, "nothing else was touched");
+}
+
+/// Every key of the provider is checked, with the file, the line and the fix.
+#[test]
+fn kubernetes_settings_are_checked() {
+    let s = Sandbox::new();
+    let base = "[providers.k8s]\nkind = \"kubernetes\"\n";
+    for (extra, app, wanted) in [
+        ("action = \"drain\"", "", "unknown action \"drain\""),
+        ("selector = \"tier in backend\"", "", "selector"),
+        ("namespaces = [\"Shop\"]", "", "not a namespace name"),
+        ("minimum_age = \"soon\"", "", "minimum_age"),
+        (
+            "path = \"x.json\"",
+            "",
+            "path is a setting of kind = \"static\"",
+        ),
+        ("", "allow_single_replica = \"yes\"", "invalid type"),
+    ] {
+        s.write(
+            "simian.toml",
+            &format!("{base}{extra}\n\n[[apps]]\nname = \"web\"\nprovider = \"k8s\"\n{app}\n"),
+        );
+        let out = s.run(&["config", "check", "--offline"]);
+        out.expect(2);
+        assert!(
+            out.stderr().contains(wanted),
+            "{extra}{app}: {}",
+            out.stderr()
+        );
+        assert!(out.stderr().contains("simian.toml:"), "{}", out.stderr());
+    }
+    // allow_single_replica belongs to apps of a kubernetes provider.
+    s.write(
+        "simian.toml",
+        "[providers.local]\nkind = \"process\"\n\n[[apps]]\nname = \"web\"\nprovider = \"local\"\nallow_single_replica = true\n",
+    );
+    let out = s.run(&["config", "check", "--offline"]);
+    out.expect(2);
+    assert!(
+        out.stderr().contains("kubernetes provider"),
+        "{}",
+        out.stderr()
+    );
+    // A good one resolves, every default shown.
+    s.write(
+        "simian.toml",
+        &format!("{base}selector = {{ tier = \"backend\" }}\naction = \"delete\"\ngrace_period = \"5s\"\n\n[[apps]]\nname = \"web\"\nprovider = \"k8s\"\nallow_single_replica = true\n"),
+    );
+    let out = s.run(&["config", "check", "--offline", "--json"]);
+    out.expect(0);
+    let k = &out.json()["providers"]["k8s"];
+    assert_eq!(k["selector"], "tier=backend", "{k}");
+    assert_eq!(k["action"], "delete", "{k}");
+    assert_eq!(k["allow_single_replica"][0], "web", "{k}");
+}

@@ -1,0 +1,700 @@
+//! Kubernetes pods as instances, through the Kubernetes API (kube-rs).
+//!
+//! Listing is one call per resource kind (pods, replica sets, nodes) and page of 500, per
+//! configured namespace, however many pods there are; [`fleet`] turns the listing into
+//! instances (opt-in label, grouping by owning workload, zones from nodes, eligibility).
+//!
+//! A kill re-reads the pod (the same UID, still opted in, not terminating, not Simian's own
+//! pod, not the only ready replica of its workload), then evicts it through the Eviction API,
+//! so PodDisruptionBudgets hold (a 429 answer is a refusal that names the budget), or deletes
+//! it with the grace period and the UID as a precondition; then it verifies that the pod
+//! with that UID is gone or terminating, and writes an Event on it (`reason:
+//! SimianTermination`), so that `kubectl describe pod` says why it died.
+//!
+//! The [`Provider`] seam is synchronous, so this provider owns a small tokio runtime and
+//! blocks on it, as the Docker provider does. It connects on first use and forgets a
+//! connection that failed.
+
+pub mod fleet;
+pub mod selector;
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::apps::v1::ReplicaSet;
+use k8s_openapi::api::core::v1::{Event, EventSource, Node, ObjectReference, Pod};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
+use kube::api::{Api, DeleteParams, EvictParams, ListParams, PostParams, Preconditions};
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::{Client, Config};
+use simian_core::{Instance, KillOutcome, Provider, ProviderError};
+
+pub use fleet::{Listing, Rules, Skipped};
+pub use selector::Selector;
+
+/// What a kill does to a pod.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KubernetesAction {
+    /// The Eviction API: PodDisruptionBudgets are respected.
+    Evict,
+    /// A plain delete with the grace period: budgets are not consulted.
+    Delete,
+}
+
+impl KubernetesAction {
+    /// The config spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KubernetesAction::Evict => "evict",
+            KubernetesAction::Delete => "delete",
+        }
+    }
+}
+
+/// Settings of a Kubernetes provider.
+#[derive(Clone, Debug)]
+pub struct KubernetesConfig {
+    /// A kubeconfig file; `None`: `$KUBECONFIG`, else `~/.kube/config`, else the in-cluster
+    /// service account.
+    pub kubeconfig: Option<PathBuf>,
+    /// The kubeconfig context; `None`: the current one.
+    pub context: Option<String>,
+    /// The account of every instance; `None`: the context's name (in-cluster: `in-cluster`).
+    pub account: Option<String>,
+    /// Namespaces to list; empty: every namespace but `kube-system`.
+    pub namespaces: Vec<String>,
+    /// Only pods whose labels match.
+    pub selector: Selector,
+    /// What a kill does.
+    pub action: KubernetesAction,
+    /// The grace period of the kill; `None`: the pod's own `terminationGracePeriodSeconds`.
+    pub grace_period: Option<Duration>,
+    /// Pods younger than this are not eligible.
+    pub minimum_age: Duration,
+    /// The label that opts a pod in and names its app.
+    pub app_label: String,
+    /// Apps whose only ready replica may be killed.
+    pub single_replica_apps: BTreeSet<String>,
+    /// How long to wait for an evicted or deleted pod to be gone or terminating.
+    pub verify_timeout: Duration,
+}
+
+impl Default for KubernetesConfig {
+    fn default() -> Self {
+        KubernetesConfig {
+            kubeconfig: None,
+            context: None,
+            account: None,
+            namespaces: Vec::new(),
+            selector: Selector::default(),
+            action: KubernetesAction::Evict,
+            grace_period: None,
+            minimum_age: Duration::ZERO,
+            app_label: fleet::label::APP.to_string(),
+            single_replica_apps: BTreeSet::new(),
+            verify_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Page size of every list call.
+const PAGE: u32 = 500;
+
+/// The namespace no configuration without an explicit list ever touches.
+const SYSTEM_NAMESPACE: &str = "kube-system";
+
+/// The connection: a client and the account its context gives.
+#[derive(Clone)]
+struct Connection {
+    client: Client,
+    account: String,
+    /// What the connection is, for messages: the server's URL.
+    server: String,
+}
+
+/// Pods of a Kubernetes cluster.
+pub struct KubernetesProvider {
+    name: String,
+    config: KubernetesConfig,
+    runtime: tokio::runtime::Runtime,
+    connection: Mutex<Option<Connection>>,
+    /// (namespace, name) of the pod Simian runs in, if it runs in one.
+    own_pod: Option<(String, String)>,
+    /// Requests sent, for benchmarks.
+    calls: std::sync::atomic::AtomicU64,
+}
+
+impl std::fmt::Debug for KubernetesProvider {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KubernetesProvider")
+            .field("name", &self.name)
+            .field("config", &self.config)
+            .finish()
+    }
+}
+
+impl KubernetesProvider {
+    /// A provider named `name`; nothing is contacted until it is used.
+    pub fn new(
+        name: impl Into<String>,
+        config: KubernetesConfig,
+    ) -> Result<KubernetesProvider, String> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("kubernetes-provider")
+            .enable_all()
+            .build()
+            .map_err(|e| format!("cannot start the Kubernetes client's runtime: {e}"))?;
+        // In a cluster, the pod's name is its hostname, and the namespace is mounted with
+        // the service account (or given through the downward API as POD_NAMESPACE).
+        let own_pod = std::env::var("KUBERNETES_SERVICE_HOST").ok().and_then(|_| {
+            let name = std::env::var("HOSTNAME").ok()?;
+            let namespace = std::env::var("POD_NAMESPACE").ok().or_else(|| {
+                std::fs::read_to_string("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
+                    .ok()
+            })?;
+            Some((namespace.trim().to_string(), name))
+        });
+        Ok(KubernetesProvider {
+            name: name.into(),
+            config,
+            runtime,
+            connection: Mutex::new(None),
+            own_pod,
+            calls: std::sync::atomic::AtomicU64::new(0),
+        })
+    }
+
+    /// Treats the pod `namespace/name` as the one Simian runs in (tests; detection is
+    /// automatic in a cluster).
+    pub fn with_own_pod(mut self, namespace: &str, name: &str) -> KubernetesProvider {
+        self.own_pod = Some((namespace.to_string(), name.to_string()));
+        self
+    }
+
+    /// How many requests this provider has sent to the API server.
+    pub fn api_calls(&self) -> u64 {
+        self.calls.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    fn call<T>(&self, request: impl std::future::Future<Output = T>) -> T {
+        self.calls
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.runtime.block_on(request)
+    }
+
+    /// The connection, made on first use.
+    fn connection(&self) -> Result<Connection, String> {
+        let mut cached = self.connection.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(c) = cached.as_ref() {
+            return Ok(c.clone());
+        }
+        let connection = self.runtime.block_on(connect(&self.config))?;
+        *cached = Some(connection.clone());
+        Ok(connection)
+    }
+
+    fn forget(&self) {
+        *self.connection.lock().unwrap_or_else(|e| e.into_inner()) = None;
+    }
+
+    fn inventory_error(&self, message: String) -> ProviderError {
+        ProviderError::Inventory {
+            provider: self.name.clone(),
+            message,
+        }
+    }
+
+    fn refused(&self, instance: &Instance, reason: impl Into<String>) -> ProviderError {
+        ProviderError::Refused {
+            provider: self.name.clone(),
+            instance_id: instance.id.to_string(),
+            reason: reason.into(),
+        }
+    }
+
+    fn action_error(&self, instance: &Instance, message: String) -> ProviderError {
+        ProviderError::Action {
+            provider: self.name.clone(),
+            instance_id: instance.id.to_string(),
+            message,
+        }
+    }
+
+    fn rules(&self, account: &str) -> Rules {
+        Rules {
+            app_label: self.config.app_label.clone(),
+            account: account.to_string(),
+            minimum_age: self.config.minimum_age,
+            single_replica_apps: self.config.single_replica_apps.clone(),
+            selector: self.config.selector.clone(),
+            excluded_namespaces: if self.config.namespaces.is_empty() {
+                [SYSTEM_NAMESPACE.to_string()].into()
+            } else {
+                BTreeSet::new()
+            },
+        }
+    }
+
+    /// Every object of kind `K` in `namespace` (all namespaces: `None`), page by page.
+    fn list_all<K>(
+        &self,
+        client: &Client,
+        namespace: Option<&str>,
+        selector: Option<&str>,
+        server: &str,
+    ) -> Result<Vec<K>, String>
+    where
+        K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope>
+            + Clone
+            + serde::de::DeserializeOwned
+            + std::fmt::Debug,
+        K::DynamicType: Default,
+    {
+        let api: Api<K> = match namespace {
+            Some(ns) => Api::namespaced(client.clone(), ns),
+            None => Api::all(client.clone()),
+        };
+        let mut params = ListParams::default().limit(PAGE);
+        if let Some(s) = selector.filter(|s| !s.is_empty()) {
+            params = params.labels(s);
+        }
+        let mut out = Vec::new();
+        loop {
+            let page = self
+                .call(api.list(&params))
+                .map_err(|e| api_error(&e, server, "list", &plural::<K>(), namespace))?;
+            out.extend(page.items);
+            match page.metadata.continue_.filter(|c| !c.is_empty()) {
+                Some(token) => params.continue_token = Some(token),
+                None => return Ok(out),
+            }
+        }
+    }
+
+    fn list_nodes(&self, client: &Client, server: &str) -> Result<Vec<Node>, String> {
+        let api: Api<Node> = Api::all(client.clone());
+        let mut params = ListParams::default().limit(PAGE);
+        let mut out = Vec::new();
+        loop {
+            let page = self
+                .call(api.list(&params))
+                .map_err(|e| api_error(&e, server, "list", "nodes", None))?;
+            out.extend(page.items);
+            match page.metadata.continue_.filter(|c| !c.is_empty()) {
+                Some(token) => params.continue_token = Some(token),
+                None => return Ok(out),
+            }
+        }
+    }
+
+    /// One listing of the configured namespaces.
+    pub fn listing(&self) -> Result<(Listing, String), ProviderError> {
+        let c = self.connection().map_err(|e| self.inventory_error(e))?;
+        let selector = Some(self.config.selector.as_str());
+        let namespaces: Vec<Option<&str>> = if self.config.namespaces.is_empty() {
+            vec![None]
+        } else {
+            self.config
+                .namespaces
+                .iter()
+                .map(|n| Some(n.as_str()))
+                .collect()
+        };
+        let mut listing = Listing::default();
+        let result = (|| {
+            for ns in &namespaces {
+                listing
+                    .pods
+                    .extend(self.list_all::<Pod>(&c.client, *ns, selector, &c.server)?);
+                listing
+                    .replica_sets
+                    .extend(self.list_all::<ReplicaSet>(&c.client, *ns, None, &c.server)?);
+            }
+            listing.nodes = self.list_nodes(&c.client, &c.server)?;
+            Ok::<(), String>(())
+        })();
+        if let Err(e) = result {
+            self.forget();
+            return Err(self.inventory_error(e));
+        }
+        Ok((listing, c.account))
+    }
+}
+
+/// Connects as the configuration says.
+async fn connect(config: &KubernetesConfig) -> Result<Connection, String> {
+    let options = KubeConfigOptions {
+        context: config.context.clone(),
+        ..KubeConfigOptions::default()
+    };
+    let (kube_config, context) = match &config.kubeconfig {
+        Some(path) => {
+            let file = Kubeconfig::read_from(path).map_err(|e| {
+                format!(
+                    "cannot read the kubeconfig {}: {e}; fix kubeconfig in the provider's config",
+                    path.display()
+                )
+            })?;
+            let context = config.context.clone().or(file.current_context.clone());
+            let c = Config::from_custom_kubeconfig(file, &options)
+                .await
+                .map_err(|e| format!("kubeconfig {}: {e}", path.display()))?;
+            (c, context)
+        }
+        None if config.context.is_some()
+            || std::env::var_os("KUBERNETES_SERVICE_HOST").is_none() =>
+        {
+            let context = config
+                .context
+                .clone()
+                .or_else(|| Kubeconfig::read().ok().and_then(|k| k.current_context));
+            let c = Config::from_kubeconfig(&options).await.map_err(|e| {
+                format!("no usable kubeconfig ($KUBECONFIG or ~/.kube/config): {e}; set kubeconfig in the provider's config")
+            })?;
+            (c, context)
+        }
+        None => (
+            Config::incluster()
+                .map_err(|e| format!("cannot use the in-cluster service account: {e}"))?,
+            Some("in-cluster".to_string()),
+        ),
+    };
+    let mut kube_config = kube_config;
+    // A 429 is an answer here (a disruption budget refuses the eviction), not a reason to
+    // wait and ask again; the daemon has its own retries for the rest.
+    kube_config.default_retry = false;
+    let server = kube_config.cluster_url.to_string();
+    let account = config
+        .account
+        .clone()
+        .or(context)
+        .unwrap_or_else(|| "kubernetes".to_string());
+    let client = Client::try_from(kube_config)
+        .map_err(|e| format!("cannot make a client for {server}: {e}"))?;
+    Ok(Connection {
+        client,
+        account,
+        server,
+    })
+}
+
+fn plural<K: kube::Resource>() -> String
+where
+    K::DynamicType: Default,
+{
+    K::plural(&K::DynamicType::default()).to_string()
+}
+
+/// An API failure said so that the reader knows what to do: the server, the namespace and
+/// the verb that was refused.
+fn api_error(
+    e: &kube::Error,
+    server: &str,
+    verb: &str,
+    resource: &str,
+    namespace: Option<&str>,
+) -> String {
+    let place = namespace.map_or_else(
+        || "cluster-wide".to_string(),
+        |n| format!("in namespace {n}"),
+    );
+    match e {
+        kube::Error::Api(status) if status.code == 403 => format!(
+            "forbidden: cannot {verb} {resource} {place} on {server}: add this rule to the Role or ClusterRole of Simian's service account (deploy/kubernetes/ has one)"
+        ),
+        kube::Error::Api(status) if status.code == 401 => format!(
+            "unauthorized at {server}: the credentials of the kubeconfig context are missing or expired"
+        ),
+        kube::Error::Api(status) => format!(
+            "{verb} {resource} {place} on {server}: {} ({})",
+            status.message, status.code
+        ),
+        other => format!(
+            "cannot reach the Kubernetes API at {server} to {verb} {resource} {place}: {other}"
+        ),
+    }
+}
+
+fn status_code(e: &kube::Error) -> Option<u16> {
+    match e {
+        kube::Error::Api(status) => Some(status.code),
+        _ => None,
+    }
+}
+
+impl Provider for KubernetesProvider {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn kind(&self) -> &'static str {
+        "kubernetes"
+    }
+
+    fn instances(&self) -> Result<Vec<Instance>, ProviderError> {
+        let (listing, account) = self.listing()?;
+        let now = jiff::Timestamp::now().as_second();
+        let (mut instances, skipped) = fleet::instances(&listing, &self.rules(&account), now);
+        if let Some((namespace, name)) = &self.own_pod {
+            let own = format!("{namespace}/{name}/");
+            instances.retain(|i| !i.id.starts_with(own.as_str()));
+        }
+        for s in &skipped {
+            tracing::debug!(provider = %self.name, pod = %s.pod, reason = %s.reason, "pod not eligible");
+        }
+        Ok(instances)
+    }
+
+    fn terminate(&self, instance: &Instance) -> Result<KillOutcome, ProviderError> {
+        let Some((namespace, name, uid)) = fleet::parse_id(&instance.id) else {
+            return Err(self.refused(instance, "not a pod id (NAMESPACE/NAME/UID)"));
+        };
+        if self.own_pod.as_ref() == Some(&(namespace.to_string(), name.to_string())) {
+            return Err(self.refused(instance, "this is the pod Simian runs in"));
+        }
+        let c = self
+            .connection()
+            .map_err(|e| self.action_error(instance, e))?;
+        let pods: Api<Pod> = Api::namespaced(c.client.clone(), namespace);
+        let fail = |e: &kube::Error, verb: &str, resource: &str| {
+            self.forget();
+            self.action_error(
+                instance,
+                api_error(e, &c.server, verb, resource, Some(namespace)),
+            )
+        };
+        // Re-read: the same pod, still opted in, still running.
+        let pod = match self.call(pods.get_opt(name)) {
+            Ok(Some(p)) => p,
+            Ok(None) => return Ok(KillOutcome::AlreadyGone),
+            Err(e) => return Err(fail(&e, "get", "pods")),
+        };
+        let running = pod.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running");
+        if pod.metadata.uid.as_deref() != Some(uid)
+            || pod.metadata.deletion_timestamp.is_some()
+            || !running
+        {
+            return Ok(KillOutcome::AlreadyGone);
+        }
+        let labels = pod.metadata.labels.clone().unwrap_or_default();
+        if labels.get(&self.config.app_label).map(String::as_str) != Some(instance.app.as_str()) {
+            return Err(self.refused(
+                instance,
+                format!(
+                    "the pod no longer carries {}={}",
+                    self.config.app_label, instance.app
+                ),
+            ));
+        }
+        if !self.config.selector.matches(&labels) {
+            return Err(self.refused(
+                instance,
+                format!(
+                    "the pod no longer matches the selector {:?}",
+                    self.config.selector.as_str()
+                ),
+            ));
+        }
+        // Never the only ready replica, unless the app allows it: counted now, not at listing.
+        if !self
+            .config
+            .single_replica_apps
+            .contains(instance.app.as_str())
+        {
+            let siblings = self
+                .list_all::<Pod>(
+                    &c.client,
+                    Some(namespace),
+                    Some(self.config.selector.as_str()),
+                    &c.server,
+                )
+                .map_err(|e| self.action_error(instance, e))?;
+            let replica_sets = self
+                .list_all::<ReplicaSet>(&c.client, Some(namespace), None, &c.server)
+                .map_err(|e| self.action_error(instance, e))?;
+            let index = fleet::replica_set_index(&replica_sets);
+            let cluster = fleet::cluster_of(&pod, &index);
+            let ready = siblings
+                .iter()
+                .filter(|p| p.metadata.deletion_timestamp.is_none() && fleet::running_and_ready(p))
+                .filter(|p| fleet::cluster_of(p, &index) == cluster)
+                .count();
+            if ready < 2 {
+                return Err(self.refused(
+                    instance,
+                    format!(
+                        "the only ready replica of {cluster}: set allow_single_replica = true in [apps.{}] to allow it",
+                        instance.app
+                    ),
+                ));
+            }
+        }
+        let grace = self
+            .config
+            .grace_period
+            .map(|g| g.as_secs().min(u32::MAX as u64) as u32);
+        let delete_params = DeleteParams {
+            grace_period_seconds: grace,
+            preconditions: Some(Preconditions {
+                uid: Some(uid.to_string()),
+                resource_version: None,
+            }),
+            ..DeleteParams::default()
+        };
+        let started = Instant::now();
+        let acted = match self.config.action {
+            KubernetesAction::Evict => self
+                .call(pods.evict(
+                    name,
+                    &EvictParams {
+                        delete_options: Some(delete_params),
+                        post_options: PostParams::default(),
+                    },
+                ))
+                .map(|_| ()),
+            KubernetesAction::Delete => self.call(pods.delete(name, &delete_params)).map(|_| ()),
+        };
+        match acted {
+            Ok(()) => {}
+            Err(e) if status_code(&e) == Some(404) => return Ok(KillOutcome::AlreadyGone),
+            // A UID precondition that no longer holds: the name belongs to another pod now.
+            Err(e) if status_code(&e) == Some(409) => return Ok(KillOutcome::AlreadyGone),
+            Err(kube::Error::Api(status)) if status.code == 429 => {
+                return Err(self.refused(
+                    instance,
+                    format!(
+                        "disruption_budget: the eviction would violate a PodDisruptionBudget: {}",
+                        budget_message(&status)
+                    ),
+                ));
+            }
+            Err(e) => {
+                let resource = match self.config.action {
+                    KubernetesAction::Evict => "pods/eviction",
+                    KubernetesAction::Delete => "pods",
+                };
+                let verb = match self.config.action {
+                    KubernetesAction::Evict => "create",
+                    KubernetesAction::Delete => "delete",
+                };
+                return Err(fail(&e, verb, resource));
+            }
+        }
+        // Verified: the pod with that UID is gone or terminating.
+        let deadline = started + self.config.verify_timeout;
+        loop {
+            match self.call(pods.get_opt(name)) {
+                Ok(None) => break,
+                Ok(Some(p))
+                    if p.metadata.uid.as_deref() != Some(uid)
+                        || p.metadata.deletion_timestamp.is_some() =>
+                {
+                    break;
+                }
+                Ok(Some(_)) if Instant::now() >= deadline => {
+                    return Err(self.action_error(
+                        instance,
+                        format!(
+                            "the pod still runs {} s after the {}",
+                            self.config.verify_timeout.as_secs(),
+                            self.config.action.as_str()
+                        ),
+                    ));
+                }
+                Ok(Some(_)) => std::thread::sleep(Duration::from_millis(100)),
+                Err(e) => return Err(fail(&e, "get", "pods")),
+            }
+        }
+        let elapsed = started.elapsed();
+        let event_note = match self.write_event(&c, &pod, instance) {
+            Ok(()) => String::new(),
+            Err(e) => {
+                tracing::warn!(pod = %instance.id, error = %e, "the pod was killed, but its Event could not be written");
+                format!("; no Event: {e}")
+            }
+        };
+        Ok(KillOutcome::Killed {
+            detail: format!(
+                "{} {namespace}/{name}; gone or terminating after {} ms{event_note}",
+                match self.config.action {
+                    KubernetesAction::Evict => "evicted",
+                    KubernetesAction::Delete => "deleted",
+                },
+                elapsed.as_millis()
+            ),
+        })
+    }
+}
+
+impl KubernetesProvider {
+    /// Writes an Event on the killed pod, so that `kubectl describe pod` says why it died.
+    fn write_event(&self, c: &Connection, pod: &Pod, instance: &Instance) -> Result<(), String> {
+        let namespace = pod.metadata.namespace.clone().unwrap_or_default();
+        let name = pod.metadata.name.clone().unwrap_or_default();
+        let now = Time(jiff::Timestamp::now());
+        let event = Event {
+            metadata: ObjectMeta {
+                generate_name: Some(format!("{name}.simian.")),
+                name: Some(format!("{name}.simian.{}", now.0.as_millisecond())),
+                namespace: Some(namespace.clone()),
+                ..ObjectMeta::default()
+            },
+            involved_object: ObjectReference {
+                api_version: Some("v1".into()),
+                kind: Some("Pod".into()),
+                name: Some(name.clone()),
+                namespace: Some(namespace.clone()),
+                uid: pod.metadata.uid.clone(),
+                ..ObjectReference::default()
+            },
+            reason: Some("SimianTermination".into()),
+            message: Some(format!(
+                "Chaos Monkey ({}, provider {}) {} this pod of app {} (cluster {})",
+                "simian",
+                self.name,
+                match self.config.action {
+                    KubernetesAction::Evict => "evicted",
+                    KubernetesAction::Delete => "deleted",
+                },
+                instance.app,
+                instance.cluster
+            )),
+            type_: Some("Warning".into()),
+            first_timestamp: Some(now.clone()),
+            last_timestamp: Some(now),
+            count: Some(1),
+            source: Some(EventSource {
+                component: Some("simian".into()),
+                host: None,
+            }),
+            ..Event::default()
+        };
+        let events: Api<Event> = Api::namespaced(c.client.clone(), &namespace);
+        self.call(events.create(&PostParams::default(), &event))
+            .map(|_| ())
+            .map_err(|e| api_error(&e, &c.server, "create", "events", Some(&namespace)))
+    }
+}
+
+/// The budget's name and state from a 429 answer, as the API server words it.
+fn budget_message(status: &kube::core::Status) -> String {
+    let causes: Vec<String> = status
+        .details
+        .as_ref()
+        .map(|d| {
+            d.causes
+                .iter()
+                .map(|c| c.message.clone())
+                .filter(|m| !m.is_empty())
+                .collect()
+        })
+        .unwrap_or_default();
+    if causes.is_empty() {
+        status.message.clone()
+    } else {
+        format!("{} ({})", status.message, causes.join("; "))
+    }
+}
