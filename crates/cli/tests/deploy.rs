@@ -1,0 +1,199 @@
+//! The manifests of `deploy/kubernetes/` against the Kubernetes API's schemas, as far as a
+//! machine without a cluster can check them: every document is read into k8s-openapi's type
+//! for its kind and written back, and must come back unchanged (a misspelt or misplaced field
+//! is dropped by the typed read, so the two differ); the ConfigMap's simian.toml passes
+//! `simian config check`; the ClusterRole grants exactly what the provider uses; and the
+//! Deployment mounts the config and the store where the command and the config say.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod util;
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, PersistentVolumeClaim, ServiceAccount};
+use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+use util::Sandbox;
+
+fn manifests() -> Vec<(String, Value)> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/kubernetes");
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
+        .collect();
+    files.sort();
+    assert!(files.len() >= 5, "{files:?}");
+    files
+        .iter()
+        .flat_map(|f| {
+            let text = std::fs::read_to_string(f).unwrap();
+            let docs: Vec<Value> = serde_saphyr::from_multiple(&text)
+                .unwrap_or_else(|e| panic!("{}: not YAML: {e}", f.display()));
+            let name = f.file_name().unwrap().to_string_lossy().to_string();
+            docs.into_iter().map(move |d| (name.clone(), d))
+        })
+        .collect()
+}
+
+/// Reads `doc` as `T` and back; what does not survive is not in the schema.
+fn round_trip<T: DeserializeOwned + Serialize>(file: &str, doc: &Value) {
+    let typed: T = serde_json::from_value(doc.clone())
+        .unwrap_or_else(|e| panic!("{file}: {} does not fit the schema: {e}", doc["kind"]));
+    let back = serde_json::to_value(&typed).unwrap();
+    assert_eq!(
+        &back, doc,
+        "{file}: a field of this {} is not in the Kubernetes schema (misspelt or misplaced)",
+        doc["kind"]
+    );
+}
+
+#[test]
+fn every_manifest_fits_the_kubernetes_schema() {
+    let mut kinds = BTreeSet::new();
+    for (file, doc) in manifests() {
+        let kind = doc["kind"].as_str().unwrap_or_default().to_string();
+        match kind.as_str() {
+            "Namespace" => round_trip::<Namespace>(&file, &doc),
+            "ServiceAccount" => round_trip::<ServiceAccount>(&file, &doc),
+            "ClusterRole" => round_trip::<ClusterRole>(&file, &doc),
+            "ClusterRoleBinding" => round_trip::<ClusterRoleBinding>(&file, &doc),
+            "ConfigMap" => round_trip::<ConfigMap>(&file, &doc),
+            "PersistentVolumeClaim" => round_trip::<PersistentVolumeClaim>(&file, &doc),
+            "Deployment" => round_trip::<Deployment>(&file, &doc),
+            other => panic!("{file}: no schema check for kind {other:?}: add one"),
+        }
+        kinds.insert(kind);
+    }
+    for wanted in [
+        "Namespace",
+        "ServiceAccount",
+        "ClusterRole",
+        "ClusterRoleBinding",
+        "ConfigMap",
+        "PersistentVolumeClaim",
+        "Deployment",
+    ] {
+        assert!(kinds.contains(wanted), "no {wanted} in deploy/kubernetes");
+    }
+}
+
+fn find<'a>(docs: &'a [(String, Value)], kind: &str, name: &str) -> &'a Value {
+    &docs
+        .iter()
+        .find(|(_, d)| d["kind"] == kind && d["metadata"]["name"] == name)
+        .unwrap_or_else(|| panic!("no {kind} {name}"))
+        .1
+}
+
+#[test]
+fn the_cluster_role_grants_exactly_what_the_provider_uses() {
+    let docs = manifests();
+    let grants = |role: &Value| -> BTreeSet<String> {
+        let mut out = BTreeSet::new();
+        for rule in role["rules"].as_array().unwrap() {
+            for group in rule["apiGroups"].as_array().unwrap() {
+                for resource in rule["resources"].as_array().unwrap() {
+                    for verb in rule["verbs"].as_array().unwrap() {
+                        out.insert(format!(
+                            "{}/{} {}",
+                            group.as_str().unwrap(),
+                            resource.as_str().unwrap(),
+                            verb.as_str().unwrap()
+                        ));
+                    }
+                }
+            }
+        }
+        out
+    };
+    let evict: BTreeSet<String> = [
+        "/pods get",
+        "/pods list",
+        "apps/replicasets list",
+        "/nodes list",
+        "/pods/eviction create",
+        "/events create",
+    ]
+    .into_iter()
+    .map(String::from)
+    .collect();
+    assert_eq!(grants(find(&docs, "ClusterRole", "simian")), evict);
+    assert_eq!(
+        grants(find(&docs, "ClusterRole", "simian-delete")),
+        BTreeSet::from(["/pods delete".to_string()])
+    );
+    for binding in ["simian", "simian-delete"] {
+        let b = find(&docs, "ClusterRoleBinding", binding);
+        assert_eq!(b["roleRef"]["name"], binding);
+        assert_eq!(b["subjects"][0]["name"], "simian");
+        assert_eq!(b["subjects"][0]["namespace"], "simian");
+    }
+}
+
+#[test]
+fn the_deployment_runs_the_monkey_on_the_configmap_and_the_store_volume() {
+    let docs = manifests();
+    let config = find(&docs, "ConfigMap", "simian-config");
+    let toml = config["data"]["simian.toml"].as_str().unwrap();
+    // The config in the manifest is a valid simian.toml.
+    let s = Sandbox::new();
+    s.write("simian.toml", toml);
+    s.run(&["config", "check", "--offline"]).expect(0);
+    let store_url = toml
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("url = "))
+        .unwrap()
+        .trim_matches('"');
+    let store_dir = Path::new(store_url.strip_prefix("sqlite://").unwrap())
+        .parent()
+        .unwrap()
+        .to_string_lossy()
+        .to_string();
+
+    let d = find(&docs, "Deployment", "simian");
+    let pod = &d["spec"]["template"]["spec"];
+    assert_eq!(pod["serviceAccountName"], "simian");
+    let c = &pod["containers"][0];
+    let args: Vec<&str> = c["args"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap())
+        .collect();
+    assert_eq!(args[0], "monkey");
+    let config_file = args[args.iter().position(|a| *a == "--config").unwrap() + 1];
+    let mounts = c["volumeMounts"].as_array().unwrap();
+    let mounted = |path: &str| {
+        mounts
+            .iter()
+            .find(|m| m["mountPath"] == path)
+            .map(|m| m["name"].as_str().unwrap().to_string())
+    };
+    let config_dir = Path::new(config_file)
+        .parent()
+        .unwrap()
+        .to_string_lossy()
+        .to_string();
+    let config_volume = mounted(&config_dir).expect("the config directory is mounted");
+    let store_volume = mounted(&store_dir).expect("the store directory is mounted");
+    let volumes = pod["volumes"].as_array().unwrap();
+    let volume = |name: &str| volumes.iter().find(|v| v["name"] == name).unwrap();
+    assert_eq!(volume(&config_volume)["configMap"]["name"], "simian-config");
+    assert_eq!(
+        volume(&store_volume)["persistentVolumeClaim"]["claimName"],
+        "simian-store"
+    );
+    // Simian recognises its own pod by HOSTNAME and this namespace, and never kills it.
+    let env = c["env"].as_array().unwrap();
+    assert!(env.iter().any(|e| e["name"] == "POD_NAMESPACE"
+        && e["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.namespace"));
+    // One writer for SQLite.
+    assert_eq!(d["spec"]["replicas"], 1);
+    assert_eq!(d["spec"]["strategy"]["type"], "Recreate");
+}
