@@ -1,20 +1,30 @@
 //! The `simian` binary on pods through `kind = "kubernetes"`, against the Kubernetes API
 //! emulator (`simian_testkit::kube`): the config's keys, `eligible`, `terminate` (an
-//! eviction, recorded and verified) and the minimum time between kills.
+//! eviction, recorded and verified), the minimum time between kills, and the daemon killing
+//! pods on schedule over a day on an accelerated clock.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod util;
 
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+
+use jiff::civil::date;
+use simian_core::{EntryStatus, HistoryFilter, TerminationState};
 use simian_testkit::kube::{Emulator, PodSpec};
-use util::Sandbox;
+use util::{Sandbox, day_clock, signal, start_daemon};
 
 fn sandbox(e: &Emulator, provider: &str, app: &str) -> Sandbox {
+    sandbox_with(e, "time_zone = \"UTC\"", provider, app)
+}
+
+fn sandbox_with(e: &Emulator, monkey: &str, provider: &str, app: &str) -> Sandbox {
     let s = Sandbox::new();
     s.write(
         "simian.toml",
         &format!(
-            "[monkey]\ntime_zone = \"UTC\"\n\n[store]\nurl = \"sqlite://simian.db\"\n\n\
+            "[monkey]\n{monkey}\n\n[store]\nurl = \"sqlite://simian.db\"\n\n\
              [providers.k8s]\nkind = \"kubernetes\"\nkubeconfig = \"{}\"\nnamespaces = [\"shop\"]\n\
              selector = \"tier=backend\"\n{provider}\n\n\
              [[apps]]\nname = \"web\"\nprovider = \"k8s\"\n{app}\n",
@@ -22,6 +32,93 @@ fn sandbox(e: &Emulator, provider: &str, app: &str) -> Sandbox {
         ),
     );
     s
+}
+
+/// `groups` Deployments of app `web` with `per_group` pods each, in namespace shop.
+fn deployments(e: &Emulator, groups: usize, per_group: usize) {
+    e.node("node-a", "us-west-2", "us-west-2a");
+    for g in 0..groups {
+        let rs = format!("web{g}-1");
+        e.replica_set("shop", &rs, &format!("web{g}"));
+        for n in 0..per_group {
+            e.pod(&PodSpec {
+                namespace: "shop",
+                name: &format!("{rs}-{n}"),
+                labels: vec![("simian.io/app", "web"), ("tier", "backend")],
+                owner: Some(("ReplicaSet", &rs)),
+                node: "node-a",
+                ready: true,
+                age_secs: 3600,
+            });
+        }
+    }
+}
+
+#[test]
+#[ignore = "needs python3 with kmock (the Kubernetes API emulator): scripts/test.sh installs it (then pass --include-ignored)"]
+fn the_daemon_evicts_pods_on_schedule() {
+    let groups = 4;
+    let e = Emulator::start();
+    deployments(&e, groups, 3);
+    let s = sandbox_with(
+        &e,
+        "time_zone = \"America/Los_Angeles\"\ndry_run = false\nseed = 3",
+        "",
+        "mean_time_between_kills = 1\nmin_time_between_kills = 1",
+    );
+    let clock = day_clock();
+    let clock: Vec<&str> = clock.iter().map(String::as_str).collect();
+    let began = Instant::now();
+    let d = start_daemon(&s, &clock);
+    std::thread::sleep(Duration::from_millis(8500).saturating_sub(began.elapsed()));
+    signal(&d, rustix::process::Signal::TERM);
+    let mut d = d;
+    assert!(
+        d.0.wait().unwrap().success(),
+        "SIGTERM stops the daemon cleanly"
+    );
+
+    let store = simian_store::open("sqlite://simian.db", s.path()).unwrap();
+    let schedule = store.schedule(date(2026, 3, 2)).unwrap().unwrap();
+    assert_eq!(
+        schedule.entries.len(),
+        groups,
+        "μ = 1 plans a kill in every group"
+    );
+    assert!(
+        schedule
+            .entries
+            .iter()
+            .all(|x| x.status == EntryStatus::Fired),
+        "{:?}",
+        schedule.entries
+    );
+    let kills = store.terminations(&HistoryFilter::default()).unwrap();
+    assert_eq!(kills.len(), groups, "{kills:#?}");
+    let clusters: BTreeSet<&str> = kills.iter().map(|k| k.cluster.as_str()).collect();
+    assert_eq!(
+        clusters.len(),
+        groups,
+        "one kill per Deployment: {clusters:?}"
+    );
+    for k in &kills {
+        assert_eq!(k.state, TerminationState::Killed, "{k:?}");
+        let name = k.instance_id.split('/').nth(1).unwrap();
+        assert!(
+            e.get_pod("shop", name).is_none(),
+            "{k:?}: the pod was evicted"
+        );
+    }
+    let left = (0..groups)
+        .flat_map(|g| (0..3).map(move |n| format!("web{g}-1-{n}")))
+        .filter(|name| e.get_pod("shop", name).is_some())
+        .count();
+    assert_eq!(left, groups * 2, "each kill evicted exactly one pod");
+    assert_eq!(
+        e.events("shop").len(),
+        groups,
+        "an Event on every killed pod"
+    );
 }
 
 fn fleet(e: &Emulator, replicas: usize) {
