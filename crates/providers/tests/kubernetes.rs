@@ -358,3 +358,57 @@ fn an_unreachable_api_server_is_a_clear_error() {
         "{e}"
     );
 }
+
+/// A server whose list never advances (it hands back the same continue token) is an error,
+/// not a listing that never ends.
+#[test]
+fn a_list_that_never_advances_is_an_error() {
+    use std::io::{BufRead, BufReader, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for conn in listener.incoming().flatten() {
+            std::thread::spawn(move || {
+                let mut reader = BufReader::new(conn.try_clone().unwrap());
+                let mut conn = conn;
+                loop {
+                    let mut line = String::new();
+                    while reader.read_line(&mut line).unwrap_or(0) > 0 && line != "\r\n" {
+                        line.clear();
+                    }
+                    if line != "\r\n" {
+                        return;
+                    }
+                    let body = r#"{"kind":"PodList","apiVersion":"v1","metadata":{"continue":"same"},"items":[]}"#;
+                    let head = format!(
+                        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n",
+                        body.len()
+                    );
+                    if conn.write_all(head.as_bytes()).is_err()
+                        || conn.write_all(body.as_bytes()).is_err()
+                    {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = dir.path().join("kubeconfig");
+    std::fs::write(
+        &kubeconfig,
+        format!("apiVersion: v1\nkind: Config\ncurrent-context: c\nclusters:\n- name: k\n  cluster:\n    server: http://127.0.0.1:{port}\ncontexts:\n- name: c\n  context:\n    cluster: k\n    user: u\nusers:\n- name: u\n  user: {{}}\n"),
+    )
+    .unwrap();
+    let p = KubernetesProvider::new(
+        "k8s",
+        KubernetesConfig {
+            kubeconfig: Some(kubeconfig),
+            ..KubernetesConfig::default()
+        },
+    )
+    .unwrap();
+    let e = p.instances().unwrap_err().to_string();
+    assert!(e.contains("continue token \"same\" twice"), "{e}");
+    assert!(p.api_calls() <= 3, "{} calls", p.api_calls());
+}

@@ -261,29 +261,40 @@ impl KubernetesProvider {
         if let Some(s) = selector.filter(|s| !s.is_empty()) {
             params = params.labels(s);
         }
-        let mut out = Vec::new();
-        loop {
-            let page = self
-                .call(api.list(&params))
-                .map_err(|e| api_error(&e, server, "list", &plural::<K>(), namespace))?;
-            out.extend(page.items);
-            match page.metadata.continue_.filter(|c| !c.is_empty()) {
-                Some(token) => params.continue_token = Some(token),
-                None => return Ok(out),
-            }
-        }
+        self.pages(&api, params, |e| {
+            api_error(e, server, "list", &plural::<K>(), namespace)
+        })
     }
 
     fn list_nodes(&self, client: &Client, server: &str) -> Result<Vec<Node>, String> {
         let api: Api<Node> = Api::all(client.clone());
-        let mut params = ListParams::default().limit(PAGE);
+        self.pages(&api, ListParams::default().limit(PAGE), |e| {
+            api_error(e, server, "list", "nodes", None)
+        })
+    }
+
+    /// Every item of a list, page by page. A server that hands back a continue token it
+    /// gave before would make this loop for ever: that is an error instead.
+    fn pages<K>(
+        &self,
+        api: &Api<K>,
+        mut params: ListParams,
+        error: impl Fn(&kube::Error) -> String,
+    ) -> Result<Vec<K>, String>
+    where
+        K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+    {
         let mut out = Vec::new();
+        let mut seen = BTreeSet::new();
         loop {
-            let page = self
-                .call(api.list(&params))
-                .map_err(|e| api_error(&e, server, "list", "nodes", None))?;
+            let page = self.call(api.list(&params)).map_err(|e| error(&e))?;
             out.extend(page.items);
             match page.metadata.continue_.filter(|c| !c.is_empty()) {
+                Some(token) if !seen.insert(token.clone()) => {
+                    return Err(format!(
+                        "the API server handed back the continue token {token:?} twice: its list is not advancing"
+                    ));
+                }
                 Some(token) => params.continue_token = Some(token),
                 None => return Ok(out),
             }
