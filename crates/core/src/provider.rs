@@ -66,6 +66,42 @@ pub enum ProviderError {
     },
 }
 
+impl ProviderError {
+    /// The inventory of provider `provider` could not be read.
+    pub fn inventory(provider: &str, message: impl Into<String>) -> ProviderError {
+        ProviderError::Inventory {
+            provider: provider.to_string(),
+            message: message.into(),
+        }
+    }
+
+    /// Provider `provider` refuses to touch `instance`, for `reason`.
+    pub fn refused(
+        provider: &str,
+        instance: &Instance,
+        reason: impl Into<String>,
+    ) -> ProviderError {
+        ProviderError::Refused {
+            provider: provider.to_string(),
+            instance_id: instance.id.to_string(),
+            reason: reason.into(),
+        }
+    }
+
+    /// Provider `provider` acted on `instance` and failed.
+    pub fn action(
+        provider: &str,
+        instance: &Instance,
+        message: impl Into<String>,
+    ) -> ProviderError {
+        ProviderError::Action {
+            provider: provider.to_string(),
+            instance_id: instance.id.to_string(),
+            message: message.into(),
+        }
+    }
+}
+
 /// Where instances live.
 pub trait Provider: Send + Sync {
     /// The configured name (`[providers.NAME]`).

@@ -185,8 +185,11 @@ fn main() {
     let port = serve(cluster());
     let dir = tempfile::tempdir().unwrap();
     let kubeconfig = dir.path().join("kubeconfig");
-    std::fs::write(&kubeconfig, format!(
-        "apiVersion: v1\nkind: Config\ncurrent-context: bench\nclusters:\n- name: replay\n  cluster:\n    server: http://127.0.0.1:{port}\ncontexts:\n- name: bench\n  context:\n    cluster: replay\n    user: u\nusers:\n- name: u\n  user: {{}}\n")).unwrap();
+    std::fs::write(
+        &kubeconfig,
+        simian_testkit::kube::kubeconfig_text(&format!("http://127.0.0.1:{port}")),
+    )
+    .unwrap();
     let provider = KubernetesProvider::new(
         "k8s",
         KubernetesConfig {

@@ -196,13 +196,6 @@ impl DockerProvider {
         self.runtime.block_on(request)
     }
 
-    fn inventory_error(&self, message: String) -> ProviderError {
-        ProviderError::Inventory {
-            provider: self.name.clone(),
-            message,
-        }
-    }
-
     /// The connected client, connecting (and agreeing on an API version) on first use.
     fn client(&self) -> Result<Docker, String> {
         let mut cached = self.client.lock().unwrap_or_else(|e| e.into_inner());
@@ -244,22 +237,6 @@ impl DockerProvider {
     /// Forgets the connection after a failure, so the next call connects again.
     fn forget(&self) {
         *self.client.lock().unwrap_or_else(|e| e.into_inner()) = None;
-    }
-
-    fn refused(&self, instance: &Instance, reason: impl Into<String>) -> ProviderError {
-        ProviderError::Refused {
-            provider: self.name.clone(),
-            instance_id: instance.id.to_string(),
-            reason: reason.into(),
-        }
-    }
-
-    fn action_error(&self, instance: &Instance, message: String) -> ProviderError {
-        ProviderError::Action {
-            provider: self.name.clone(),
-            instance_id: instance.id.to_string(),
-            message,
-        }
     }
 
     /// The container's state now: `None` when it no longer exists.
@@ -455,7 +432,9 @@ impl Provider for DockerProvider {
     }
 
     fn instances(&self) -> Result<Vec<Instance>, ProviderError> {
-        let client = self.client().map_err(|e| self.inventory_error(e))?;
+        let client = self
+            .client()
+            .map_err(|e| ProviderError::inventory(&self.name, e))?;
         // One call for every opted-in running container, whatever their number.
         let options = ListContainersOptions {
             all: false,
@@ -469,7 +448,7 @@ impl Provider for DockerProvider {
             .call(client.list_containers(Some(options)))
             .map_err(|e| {
                 self.forget();
-                self.inventory_error(connection_error(&self.host, &e))
+                ProviderError::inventory(&self.name, connection_error(&self.host, &e))
             })?;
         let mut out = Vec::with_capacity(listed.len());
         for c in listed {
@@ -551,12 +530,18 @@ impl Provider for DockerProvider {
     fn terminate(&self, instance: &Instance) -> Result<KillOutcome, ProviderError> {
         let id = instance.id.as_str();
         if self.own_container.as_deref() == Some(id) {
-            return Err(self.refused(instance, "it is the container Simian runs in"));
+            return Err(ProviderError::refused(
+                &self.name,
+                instance,
+                "it is the container Simian runs in",
+            ));
         }
-        let client = self.client().map_err(|e| self.action_error(instance, e))?;
+        let client = self
+            .client()
+            .map_err(|e| ProviderError::action(&self.name, instance, e))?;
         let unreachable = |e: bollard::errors::Error| {
             self.forget();
-            self.action_error(instance, connection_error(&self.host, &e))
+            ProviderError::action(&self.name, instance, connection_error(&self.host, &e))
         };
         let Some(before) = self.inspect(&client, id).map_err(unreachable)? else {
             return Ok(KillOutcome::AlreadyGone);
@@ -567,7 +552,8 @@ impl Provider for DockerProvider {
         match instance_from_labels(id, &before.labels, &self.config.selector) {
             Ok(Some(now)) if now.app == instance.app => {}
             Ok(Some(now)) => {
-                return Err(self.refused(
+                return Err(ProviderError::refused(
+                    &self.name,
                     instance,
                     format!(
                         "its {} label now says {:?}, not {:?}",
@@ -578,7 +564,8 @@ impl Provider for DockerProvider {
                 ));
             }
             Ok(None) => {
-                return Err(self.refused(
+                return Err(ProviderError::refused(
+                    &self.name,
                     instance,
                     format!(
                         "it no longer carries {} or no longer matches the selector",
@@ -587,9 +574,11 @@ impl Provider for DockerProvider {
                 ));
             }
             Err(field) => {
-                return Err(
-                    self.refused(instance, format!("its {field} holds a control character"))
-                );
+                return Err(ProviderError::refused(
+                    &self.name,
+                    instance,
+                    format!("its {field} holds a control character"),
+                ));
             }
         }
         if before.paused {
@@ -599,7 +588,8 @@ impl Provider for DockerProvider {
                 DockerAction::Pause { .. } => Ok(KillOutcome::Paused {
                     detail: "already paused (by an earlier attempt of this kill)".into(),
                 }),
-                _ => Err(self.refused(
+                _ => Err(ProviderError::refused(
+                    &self.name,
                     instance,
                     "it is paused: unpause it first (a pause may be under way)",
                 )),
@@ -637,7 +627,8 @@ impl Provider for DockerProvider {
                 return Ok(KillOutcome::AlreadyGone);
             }
             Err(e) => {
-                return Err(self.action_error(
+                return Err(ProviderError::action(
+                    &self.name,
                     instance,
                     format!(
                         "{} failed: {}",
@@ -665,7 +656,8 @@ impl DockerProvider {
         let action = self.config.action.as_str();
         loop {
             let seen = self.inspect(client, id).map_err(|e| {
-                self.action_error(
+                ProviderError::action(
+                    &self.name,
                     instance,
                     format!("{action} done, but verifying it failed: {e}"),
                 )
@@ -678,7 +670,11 @@ impl DockerProvider {
                     });
                 }
                 (DockerAction::Pause { .. }, None) => {
-                    return Err(self.action_error(instance, "paused, then removed".into()));
+                    return Err(ProviderError::action(
+                        &self.name,
+                        instance,
+                        "paused, then removed",
+                    ));
                 }
                 (DockerAction::Pause { .. }, Some(_)) => {}
                 (DockerAction::Restart, Some(now))
@@ -689,9 +685,10 @@ impl DockerProvider {
                     });
                 }
                 (DockerAction::Restart, None) => {
-                    return Err(self.action_error(
+                    return Err(ProviderError::action(
+                        &self.name,
                         instance,
-                        "restarted, then removed before it ran again".into(),
+                        "restarted, then removed before it ran again",
                     ));
                 }
                 (DockerAction::Restart, Some(_)) => {}
@@ -711,7 +708,8 @@ impl DockerProvider {
                 (_, Some(_)) => {}
             }
             if Instant::now() >= deadline {
-                return Err(self.action_error(
+                return Err(ProviderError::action(
+                    &self.name,
                     instance,
                     format!(
                         "{action} done, but the container still runs {} ms later",

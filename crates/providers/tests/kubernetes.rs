@@ -11,7 +11,7 @@ use std::time::Duration;
 use simian_core::{KillOutcome, Provider, ProviderError};
 use simian_providers::kubernetes::Selector;
 use simian_providers::{KubernetesAction, KubernetesConfig, KubernetesProvider};
-use simian_testkit::kube::{Emulator, PodSpec};
+use simian_testkit::kube::{Emulator, PodSpec, kubeconfig_text};
 
 const NEEDS: &str = "needs python3 with kmock (the Kubernetes API emulator): scripts/test.sh installs it (then pass --include-ignored)";
 
@@ -326,7 +326,7 @@ fn an_unreachable_api_server_is_a_clear_error() {
     let kubeconfig = dir.path().join("kubeconfig");
     std::fs::write(
         &kubeconfig,
-        format!("apiVersion: v1\nkind: Config\ncurrent-context: c\nclusters:\n- name: k\n  cluster:\n    server: http://127.0.0.1:{port}\ncontexts:\n- name: c\n  context:\n    cluster: k\n    user: u\nusers:\n- name: u\n  user: {{}}\n"),
+        kubeconfig_text(&format!("http://127.0.0.1:{port}")),
     )
     .unwrap();
     let p = KubernetesProvider::new(
@@ -397,7 +397,7 @@ fn a_list_that_never_advances_is_an_error() {
     let kubeconfig = dir.path().join("kubeconfig");
     std::fs::write(
         &kubeconfig,
-        format!("apiVersion: v1\nkind: Config\ncurrent-context: c\nclusters:\n- name: k\n  cluster:\n    server: http://127.0.0.1:{port}\ncontexts:\n- name: c\n  context:\n    cluster: k\n    user: u\nusers:\n- name: u\n  user: {{}}\n"),
+        kubeconfig_text(&format!("http://127.0.0.1:{port}")),
     )
     .unwrap();
     let p = KubernetesProvider::new(

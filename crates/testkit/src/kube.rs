@@ -12,6 +12,13 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
+/// A kubeconfig whose one context, `test-cluster`, points at `server` (a token user).
+pub fn kubeconfig_text(server: &str) -> String {
+    format!(
+        "apiVersion: v1\nkind: Config\ncurrent-context: test-cluster\nclusters:\n- name: emulator\n  cluster:\n    server: {server}\ncontexts:\n- name: test-cluster\n  context:\n    cluster: emulator\n    user: tester\nusers:\n- name: tester\n  user:\n    token: test-token\n"
+    )
+}
+
 /// A running emulator.
 pub struct Emulator {
     child: Child,
@@ -95,10 +102,7 @@ impl Emulator {
     }
 
     fn kubeconfig_text(&self) -> String {
-        format!(
-            "apiVersion: v1\nkind: Config\ncurrent-context: test-cluster\nclusters:\n- name: emulator\n  cluster:\n    server: {}\ncontexts:\n- name: test-cluster\n  context:\n    cluster: emulator\n    user: tester\nusers:\n- name: tester\n  user:\n    token: test-token\n",
-            self.url()
-        )
+        kubeconfig_text(&self.url())
     }
 
     /// Sends `method` to `path` with `body`; returns the status and the JSON answer.

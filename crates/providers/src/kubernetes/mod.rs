@@ -200,29 +200,6 @@ impl KubernetesProvider {
         *self.connection.lock().unwrap_or_else(|e| e.into_inner()) = None;
     }
 
-    fn inventory_error(&self, message: String) -> ProviderError {
-        ProviderError::Inventory {
-            provider: self.name.clone(),
-            message,
-        }
-    }
-
-    fn refused(&self, instance: &Instance, reason: impl Into<String>) -> ProviderError {
-        ProviderError::Refused {
-            provider: self.name.clone(),
-            instance_id: instance.id.to_string(),
-            reason: reason.into(),
-        }
-    }
-
-    fn action_error(&self, instance: &Instance, message: String) -> ProviderError {
-        ProviderError::Action {
-            provider: self.name.clone(),
-            instance_id: instance.id.to_string(),
-            message,
-        }
-    }
-
     fn rules(&self, account: &str) -> Rules {
         Rules {
             app_label: self.config.app_label.clone(),
@@ -303,7 +280,9 @@ impl KubernetesProvider {
 
     /// One listing of the configured namespaces.
     pub fn listing(&self) -> Result<(Listing, String), ProviderError> {
-        let c = self.connection().map_err(|e| self.inventory_error(e))?;
+        let c = self
+            .connection()
+            .map_err(|e| ProviderError::inventory(&self.name, e))?;
         let selector = Some(self.config.selector.as_str());
         let namespaces: Vec<Option<&str>> = if self.config.namespaces.is_empty() {
             vec![None]
@@ -329,7 +308,7 @@ impl KubernetesProvider {
         })();
         if let Err(e) = result {
             self.forget();
-            return Err(self.inventory_error(e));
+            return Err(ProviderError::inventory(&self.name, e));
         }
         Ok((listing, c.account))
     }
@@ -461,18 +440,27 @@ impl Provider for KubernetesProvider {
 
     fn terminate(&self, instance: &Instance) -> Result<KillOutcome, ProviderError> {
         let Some((namespace, name, uid)) = fleet::parse_id(&instance.id) else {
-            return Err(self.refused(instance, "not a pod id (NAMESPACE/NAME/UID)"));
+            return Err(ProviderError::refused(
+                &self.name,
+                instance,
+                "not a pod id (NAMESPACE/NAME/UID)",
+            ));
         };
         if self.own_pod.as_ref() == Some(&(namespace.to_string(), name.to_string())) {
-            return Err(self.refused(instance, "this is the pod Simian runs in"));
+            return Err(ProviderError::refused(
+                &self.name,
+                instance,
+                "this is the pod Simian runs in",
+            ));
         }
         let c = self
             .connection()
-            .map_err(|e| self.action_error(instance, e))?;
+            .map_err(|e| ProviderError::action(&self.name, instance, e))?;
         let pods: Api<Pod> = Api::namespaced(c.client.clone(), namespace);
         let fail = |e: &kube::Error, verb: &str, resource: &str| {
             self.forget();
-            self.action_error(
+            ProviderError::action(
+                &self.name,
                 instance,
                 api_error(e, &c.server, verb, resource, Some(namespace)),
             )
@@ -492,7 +480,8 @@ impl Provider for KubernetesProvider {
         }
         let labels = pod.metadata.labels.clone().unwrap_or_default();
         if labels.get(&self.config.app_label).map(String::as_str) != Some(instance.app.as_str()) {
-            return Err(self.refused(
+            return Err(ProviderError::refused(
+                &self.name,
                 instance,
                 format!(
                     "the pod no longer carries {}={}",
@@ -501,7 +490,8 @@ impl Provider for KubernetesProvider {
             ));
         }
         if !self.config.selector.matches(&labels) {
-            return Err(self.refused(
+            return Err(ProviderError::refused(
+                &self.name,
                 instance,
                 format!(
                     "the pod no longer matches the selector {:?}",
@@ -522,10 +512,10 @@ impl Provider for KubernetesProvider {
                     Some(self.config.selector.as_str()),
                     &c.server,
                 )
-                .map_err(|e| self.action_error(instance, e))?;
+                .map_err(|e| ProviderError::action(&self.name, instance, e))?;
             let replica_sets = self
                 .list_all::<ReplicaSet>(&c.client, Some(namespace), None, &c.server)
-                .map_err(|e| self.action_error(instance, e))?;
+                .map_err(|e| ProviderError::action(&self.name, instance, e))?;
             let index = fleet::replica_set_index(&replica_sets);
             let cluster = fleet::cluster_of(&pod, &index);
             let ready = siblings
@@ -534,7 +524,8 @@ impl Provider for KubernetesProvider {
                 .filter(|p| fleet::cluster_of(p, &index) == cluster)
                 .count();
             if ready < 2 {
-                return Err(self.refused(
+                return Err(ProviderError::refused(
+                    &self.name,
                     instance,
                     format!(
                         "the only ready replica of {cluster}: set allow_single_replica = true in [apps.{}] to allow it",
@@ -574,7 +565,8 @@ impl Provider for KubernetesProvider {
             // A UID precondition that no longer holds: the name belongs to another pod now.
             Err(e) if status_code(&e) == Some(409) => return Ok(KillOutcome::AlreadyGone),
             Err(kube::Error::Api(status)) if status.code == 429 => {
-                return Err(self.refused(
+                return Err(ProviderError::refused(
+                    &self.name,
                     instance,
                     format!(
                         "disruption_budget: the eviction would violate a PodDisruptionBudget: {}",
@@ -606,7 +598,8 @@ impl Provider for KubernetesProvider {
                     break;
                 }
                 Ok(Some(_)) if Instant::now() >= deadline => {
-                    return Err(self.action_error(
+                    return Err(ProviderError::action(
+                        &self.name,
                         instance,
                         format!(
                             "the pod still runs {} s after the {}",
