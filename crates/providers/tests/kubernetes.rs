@@ -314,6 +314,24 @@ fn a_listing_costs_one_call_per_kind_however_many_pods() {
     assert_eq!(p.api_calls() - before, 3, "pods, replica sets, nodes");
 }
 
+/// A provider whose kubeconfig (written in `dir`) points at 127.0.0.1:`port`.
+fn provider_at(dir: &tempfile::TempDir, port: u16) -> KubernetesProvider {
+    let kubeconfig = dir.path().join("kubeconfig");
+    std::fs::write(
+        &kubeconfig,
+        kubeconfig_text(&format!("http://127.0.0.1:{port}")),
+    )
+    .unwrap();
+    KubernetesProvider::new(
+        "k8s",
+        KubernetesConfig {
+            kubeconfig: Some(kubeconfig),
+            ..KubernetesConfig::default()
+        },
+    )
+    .unwrap()
+}
+
 /// No API server where the kubeconfig points: a clear error naming the server, every time.
 #[test]
 fn an_unreachable_api_server_is_a_clear_error() {
@@ -323,20 +341,7 @@ fn an_unreachable_api_server_is_a_clear_error() {
         .local_addr()
         .unwrap()
         .port();
-    let kubeconfig = dir.path().join("kubeconfig");
-    std::fs::write(
-        &kubeconfig,
-        kubeconfig_text(&format!("http://127.0.0.1:{port}")),
-    )
-    .unwrap();
-    let p = KubernetesProvider::new(
-        "k8s",
-        KubernetesConfig {
-            kubeconfig: Some(kubeconfig),
-            ..KubernetesConfig::default()
-        },
-    )
-    .unwrap();
+    let p = provider_at(&dir, port);
     for _ in 0..2 {
         let e = p.instances().unwrap_err().to_string();
         assert!(
@@ -394,20 +399,7 @@ fn a_list_that_never_advances_is_an_error() {
         }
     });
     let dir = tempfile::tempdir().unwrap();
-    let kubeconfig = dir.path().join("kubeconfig");
-    std::fs::write(
-        &kubeconfig,
-        kubeconfig_text(&format!("http://127.0.0.1:{port}")),
-    )
-    .unwrap();
-    let p = KubernetesProvider::new(
-        "k8s",
-        KubernetesConfig {
-            kubeconfig: Some(kubeconfig),
-            ..KubernetesConfig::default()
-        },
-    )
-    .unwrap();
+    let p = provider_at(&dir, port);
     let e = p.instances().unwrap_err().to_string();
     assert!(e.contains("continue token \"same\" twice"), "{e}");
     assert!(p.api_calls() <= 3, "{} calls", p.api_calls());
