@@ -1,7 +1,7 @@
 //! The `simian` binary on pods through `kind = "kubernetes"`, against the Kubernetes API
 //! emulator (`simian_testkit::kube`): the config's keys, `eligible`, `terminate` (an
-//! eviction, recorded and verified), the minimum time between kills, and the daemon killing
-//! pods on schedule over a day on an accelerated clock.
+//! eviction, recorded and verified), a PodDisruptionBudget's refusal, the minimum time between
+//! kills, and the daemon killing pods on schedule over a day on an accelerated clock.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -11,7 +11,7 @@ use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use jiff::civil::date;
-use simian_core::{EntryStatus, HistoryFilter, TerminationState};
+use simian_core::{Check, EntryStatus, HistoryFilter, TerminationState};
 use simian_testkit::kube::{Emulator, PodSpec};
 use util::{Sandbox, day_clock, signal, start_daemon};
 
@@ -171,6 +171,60 @@ fn terminate_evicts_exactly_one_pod_then_the_minimum_time_refuses() {
         .filter(|n| e.get_pod("shop", &format!("web-1-{n}")).is_some())
         .count();
     assert_eq!(left, 2, "nothing else was touched");
+}
+
+#[test]
+#[ignore = "needs python3 with kmock (the Kubernetes API emulator): scripts/test.sh installs it (then pass --include-ignored)"]
+fn an_eviction_a_budget_forbids_is_a_refusal_with_exit_3_that_blocks_nothing_later() {
+    let e = Emulator::start();
+    fleet(&e, 3);
+    e.budget("shop", "web-budget", ("simian.io/app", "web"), 0);
+    let s = sandbox(&e, "", "mean_time_between_kills = 2");
+
+    let out = s.run(&["terminate", "web", "--no-dry-run", "--json"]);
+    out.expect(3);
+    let refusal = &out.json()["refusal"];
+    assert_eq!(refusal["check"], "disruption_budget", "{refusal}");
+    let reason = refusal["reason"].as_str().unwrap();
+    assert!(reason.contains("web-budget"), "{reason}");
+    let victim = refusal["instance_id"].as_str().unwrap().to_string();
+    assert!(victim.starts_with("shop/web-1-"), "{victim}");
+    let left = (0..3)
+        .filter(|n| e.get_pod("shop", &format!("web-1-{n}")).is_some())
+        .count();
+    assert_eq!(left, 3, "nothing was evicted");
+    assert!(
+        e.events("shop").is_empty(),
+        "no Event for a kill that did not happen"
+    );
+
+    // The history keeps both sides: the termination, refused, and the refusal naming it.
+    let store = simian_store::open("sqlite://simian.db", s.path()).unwrap();
+    let kills = store.terminations(&HistoryFilter::default()).unwrap();
+    assert_eq!(kills.len(), 1, "{kills:#?}");
+    assert_eq!(kills[0].state, TerminationState::Refused, "{kills:#?}");
+    assert_eq!(kills[0].instance_id, victim);
+    assert!(kills[0].detail.contains("web-budget"), "{kills:#?}");
+    let refusals = store.refusals(&HistoryFilter::default()).unwrap();
+    assert_eq!(refusals.len(), 1, "{refusals:#?}");
+    assert_eq!(refusals[0].check, Check::DisruptionBudget);
+    drop(store);
+
+    // A refused kill is not a kill: once the budget allows it, the next one is not held
+    // back by the minimum time between kills.
+    let (code, _) = e.request(
+        "DELETE",
+        "/apis/policy/v1/namespaces/shop/poddisruptionbudgets/web-budget",
+        None,
+    );
+    assert_eq!(code, 200, "the budget is removed");
+    let again = s.run(&["terminate", "web", "--no-dry-run", "--json"]);
+    again.expect(0);
+    assert_eq!(again.json()["termination"]["state"], "killed");
+    let left = (0..3)
+        .filter(|n| e.get_pod("shop", &format!("web-1-{n}")).is_some())
+        .count();
+    assert_eq!(left, 2, "exactly one pod was evicted");
 }
 
 /// Every key of the provider is checked, with the file, the line and the fix.

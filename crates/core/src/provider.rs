@@ -7,7 +7,7 @@
 
 use std::time::Duration;
 
-use crate::{FaultKind, Instance, Lease};
+use crate::{Check, FaultKind, Instance, Lease};
 
 /// What a kill did.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -31,6 +31,15 @@ pub enum KillOutcome {
     },
     /// It was gone before we acted.
     AlreadyGone,
+    /// A guard that only the provider can consult at the moment of the kill refused it (a
+    /// PodDisruptionBudget): nothing was touched. The engine records a refusal with `check`
+    /// and `reason`, and the kill counts as refused, not failed.
+    Refused {
+        /// Which guard.
+        check: Check,
+        /// Why, naming what refused (for example the budget).
+        reason: String,
+    },
 }
 
 /// A provider failure.
@@ -114,8 +123,14 @@ pub trait Provider: Send + Sync {
     fn instances(&self) -> Result<Vec<Instance>, ProviderError>;
 
     /// Kills `instance` and verifies it is dead (or, for a provider whose kills are faults
-    /// with a duration, verifies the fault: see [`lease`](Provider::lease)).
-    fn terminate(&self, instance: &Instance) -> Result<KillOutcome, ProviderError>;
+    /// with a duration, verifies the fault: see [`lease`](Provider::lease)). `termination` is
+    /// the id of the record written before the call, for a provider that leaves a trace of
+    /// the kill where it acts (a Kubernetes Event).
+    fn terminate(
+        &self,
+        instance: &Instance,
+        termination: i64,
+    ) -> Result<KillOutcome, ProviderError>;
 
     /// The fault a kill leaves behind, when it is one that must be undone (a pause), and
     /// how long it lasts. The engine records a lease with that deadline before calling

@@ -178,6 +178,17 @@ pub trait Store: Send + Sync {
         at: Timestamp,
     ) -> Result<(), StoreError>;
 
+    /// Moves a recorded termination to `refused` with `detail`, finished at `refusal.at` (a
+    /// guard of the provider's refused it at the moment of the kill), and records `refusal`
+    /// for it, its schedule entry marked `refused`, in one step. Returns the refusal's id, or
+    /// `None`, recording nothing, when the termination was no longer `recorded`.
+    fn refuse_recorded(
+        &self,
+        termination: i64,
+        detail: &str,
+        refusal: &Refusal,
+    ) -> Result<Option<i64>, StoreError>;
+
     /// Terminations recorded whose outcome was never recorded (a crash in between).
     fn unfinished(&self) -> Result<Vec<Termination>, StoreError>;
 

@@ -39,6 +39,11 @@ pub enum TerminationState {
     AlreadyGone,
     /// The action failed; `detail` says why.
     Failed,
+    /// A check only the provider can run at the moment of the kill (a disruption budget)
+    /// refused it: nothing was touched, and a [`Refusal`] with the same instance says why.
+    /// A refused termination counts neither against `max_kills_per_day` nor against the
+    /// minimum time between kills.
+    Refused,
 }
 
 /// The kill-time checks, in the order they run.
@@ -61,6 +66,9 @@ pub enum Check {
     MaxKillsPerDay,
     /// A kill in the same group is more recent than `min_time_between_kills` allows.
     MinTimeBetweenKills,
+    /// The provider's own guard at the moment of the kill: a PodDisruptionBudget that allows
+    /// no disruption now (the reason names it).
+    DisruptionBudget,
     /// A planned kill whose window closed while the daemon was not running.
     Missed,
 }
@@ -99,6 +107,7 @@ string_enum!(TerminationState {
     Paused => "paused",
     AlreadyGone => "already_gone",
     Failed => "failed",
+    Refused => "refused",
 });
 string_enum!(Check {
     Config => "config",
@@ -109,6 +118,7 @@ string_enum!(Check {
     Inventory => "inventory",
     MaxKillsPerDay => "max_kills_per_day",
     MinTimeBetweenKills => "min_time_between_kills",
+    DisruptionBudget => "disruption_budget",
     Missed => "missed",
 });
 

@@ -361,16 +361,12 @@ impl Engine {
                 detail,
             )?));
         };
-        Ok(Decision::Terminated(self.act(
-            provider.as_ref(),
-            instance,
-            termination,
-        )?))
+        self.act(provider.as_ref(), instance, termination)
     }
 
     /// Finishes terminations recorded before a crash, so none is lost and none repeated: the
     /// same instance is acted on again, and one already gone counts as killed.
-    pub fn resume_unfinished(&self) -> Result<Vec<Termination>, EngineError> {
+    pub fn resume_unfinished(&self) -> Result<Vec<Decision>, EngineError> {
         let mut done = Vec::new();
         for t in self.store.unfinished()? {
             let instance = Instance {
@@ -392,7 +388,7 @@ impl Engine {
                         "provider {:?} is no longer configured; outcome unknown",
                         t.provider
                     );
-                    self.finish(t, TerminationState::Failed, detail)?
+                    Decision::Terminated(self.finish(t, TerminationState::Failed, detail)?)
                 }
             };
             done.push(finished);
@@ -405,7 +401,7 @@ impl Engine {
         provider: &dyn Provider,
         instance: &Instance,
         termination: Termination,
-    ) -> Result<Termination, EngineError> {
+    ) -> Result<Decision, EngineError> {
         // A fault with a deadline is on record, and watched from outside this process,
         // before it is made: a crash right after it still leaves it undone on time.
         let lease = match provider.lease() {
@@ -428,28 +424,79 @@ impl Engine {
                 Some(lease)
             }
         };
-        let (state, detail) = match provider.terminate(instance) {
+        let mut refused_by = None;
+        let (state, detail) = match provider.terminate(instance, termination.id) {
             Ok(KillOutcome::Killed { detail }) => (TerminationState::Killed, detail),
             Ok(KillOutcome::Paused { detail }) => (TerminationState::Paused, detail),
             Ok(KillOutcome::Simulated { detail }) => (TerminationState::Simulated, detail),
             Ok(KillOutcome::AlreadyGone) => {
                 (TerminationState::AlreadyGone, "already gone".to_string())
             }
+            Ok(KillOutcome::Refused { check, reason }) => {
+                let detail = format!("refused by {check}: {reason}");
+                refused_by = Some((check, reason));
+                (TerminationState::Refused, detail)
+            }
             Err(e) => {
                 tracing::error!(instance = %instance.id, error = %e, "termination failed");
                 (TerminationState::Failed, e.to_string())
             }
         };
-        // Gone before the fault: nothing to undo. (After a failure the lease stays open: the
-        // fault may have been made, and undoing one that was not is harmless.)
-        if let (Some(lease), TerminationState::AlreadyGone) = (&lease, state) {
-            self.store.end_lease(
-                lease.id,
-                Timestamp::now(),
-                "nothing to undo: the instance was gone",
-            )?;
+        // Gone or refused before the fault: nothing to undo. (After a failure the lease stays
+        // open: the fault may have been made, and undoing one that was not is harmless.)
+        let nothing_to_undo = match state {
+            TerminationState::AlreadyGone => Some("nothing to undo: the instance was gone"),
+            TerminationState::Refused => Some("nothing to undo: the provider refused the fault"),
+            _ => None,
+        };
+        if let (Some(lease), Some(ending)) = (&lease, nothing_to_undo) {
+            self.store.end_lease(lease.id, Timestamp::now(), ending)?;
         }
-        self.finish(termination, state, detail)
+        match refused_by {
+            Some((check, reason)) => self.refuse_recorded(termination, check, reason, detail),
+            None => Ok(Decision::Terminated(self.finish(
+                termination,
+                state,
+                detail,
+            )?)),
+        }
+    }
+
+    /// Finishes `t` as refused by the provider's own guard, with its refusal, in one step.
+    fn refuse_recorded(
+        &self,
+        mut t: Termination,
+        check: Check,
+        reason: String,
+        detail: String,
+    ) -> Result<Decision, EngineError> {
+        let at = self.clock.now();
+        let mut refusal = Refusal {
+            id: 0,
+            at,
+            app: t.app.clone(),
+            account: t.account.clone(),
+            region: t.region.clone(),
+            stack: t.stack.clone(),
+            cluster: t.cluster.clone(),
+            instance_id: Some(t.instance_id.clone()),
+            check,
+            reason,
+            dry_run: t.dry_run,
+            schedule_entry: t.schedule_entry,
+            origin: t.origin,
+        };
+        let Some(id) = self.store.refuse_recorded(t.id, &detail, &refusal)? else {
+            return Ok(Decision::AlreadyHandled);
+        };
+        tracing::warn!(instance = %t.instance_id, %check, reason = %refusal.reason, "the provider refused the kill");
+        refusal.id = id;
+        t.state = TerminationState::Refused;
+        t.detail = detail;
+        t.finished_at = Some(at);
+        self.notifier.notify(Event::Termination(&t));
+        self.notifier.notify(Event::Refusal(&refusal));
+        Ok(Decision::Refused(refusal))
     }
 
     fn finish(

@@ -144,7 +144,7 @@ fn main() {
     let mut cli = Vec::new();
     for pair in instances.chunks(2).take(STOPS) {
         simian.push(timed(|| {
-            let outcome = provider.terminate(&pair[0]).unwrap();
+            let outcome = provider.terminate(&pair[0], 1).unwrap();
             assert!(
                 matches!(outcome, simian_core::KillOutcome::Killed { .. }),
                 "{outcome:?}"

@@ -527,7 +527,11 @@ impl Provider for DockerProvider {
         }
     }
 
-    fn terminate(&self, instance: &Instance) -> Result<KillOutcome, ProviderError> {
+    fn terminate(
+        &self,
+        instance: &Instance,
+        _termination: i64,
+    ) -> Result<KillOutcome, ProviderError> {
         let id = instance.id.as_str();
         if self.own_container.as_deref() == Some(id) {
             return Err(ProviderError::refused(

@@ -161,7 +161,11 @@ impl Provider for ProcessProvider {
         Ok(out)
     }
 
-    fn terminate(&self, instance: &Instance) -> Result<KillOutcome, ProviderError> {
+    fn terminate(
+        &self,
+        instance: &Instance,
+        _termination: i64,
+    ) -> Result<KillOutcome, ProviderError> {
         let (pid, start) = parse_id(&instance.id).ok_or_else(|| {
             self.refuse(instance, "not a process instance id (expected PID@START)")
         })?;

@@ -8,7 +8,7 @@
 
 use std::time::Duration;
 
-use simian_core::{KillOutcome, Provider, ProviderError};
+use simian_core::{Check, KillOutcome, Provider, ProviderError};
 use simian_providers::kubernetes::Selector;
 use simian_providers::{KubernetesAction, KubernetesConfig, KubernetesProvider};
 use simian_testkit::kube::{Emulator, PodSpec, kubeconfig_text};
@@ -182,7 +182,7 @@ fn the_only_ready_replica_is_refused_unless_the_app_allows_it() {
     assert!(ids(&p).is_empty(), "one ready replica: not eligible");
     let allowed = provider(&e, |c| c.single_replica_apps = ["web".to_string()].into());
     let victim = allowed.instances().unwrap().pop().unwrap();
-    match p.terminate(&victim) {
+    match p.terminate(&victim, 1) {
         Err(ProviderError::Refused { reason, .. }) => {
             assert!(
                 reason.contains("only ready replica of shop/Deployment/web"),
@@ -194,7 +194,7 @@ fn the_only_ready_replica_is_refused_unless_the_app_allows_it() {
     }
     assert!(e.get_pod("shop", "web-a").is_some(), "left alone");
     assert!(matches!(
-        allowed.terminate(&victim).unwrap(),
+        allowed.terminate(&victim, 1).unwrap(),
         KillOutcome::Killed { .. }
     ));
     assert!(e.get_pod("shop", "web-a").is_none());
@@ -212,9 +212,10 @@ fn an_eviction_a_budget_forbids_is_refused_with_the_budget_named() {
     e.budget("shop", "web-budget", ("simian.io/app", "web"), 0);
     let p = provider(&e, |_| {});
     let victim = p.instances().unwrap().pop().unwrap();
-    match p.terminate(&victim) {
-        Err(ProviderError::Refused { reason, .. }) => {
-            assert!(reason.starts_with("disruption_budget"), "{reason}");
+    match p.terminate(&victim, 1) {
+        Ok(KillOutcome::Refused { check, reason }) => {
+            assert_eq!(check, Check::DisruptionBudget);
+            assert!(reason.contains("PodDisruptionBudget"), "{reason}");
             assert!(reason.contains("web-budget"), "{reason}");
         }
         other => panic!("{other:?}"),
@@ -226,7 +227,7 @@ fn an_eviction_a_budget_forbids_is_refused_with_the_budget_named() {
         c.grace_period = Some(Duration::from_secs(5));
     });
     assert!(matches!(
-        deleting.terminate(&victim).unwrap(),
+        deleting.terminate(&victim, 1).unwrap(),
         KillOutcome::Killed { .. }
     ));
     let (_, name, _) = simian_providers::kubernetes::fleet::parse_id(&victim.id).unwrap();
@@ -252,7 +253,7 @@ fn a_pod_recreated_under_the_same_name_is_already_gone_and_untouched() {
     // Its controller replaces it under the same name (a StatefulSet does): a new UID.
     e.delete_pod("shop", "web-a");
     let new_uid = e.pod(&pod("shop", "web-a", "web", Some(("ReplicaSet", "web-1"))));
-    assert_eq!(p.terminate(&victim).unwrap(), KillOutcome::AlreadyGone);
+    assert_eq!(p.terminate(&victim, 1).unwrap(), KillOutcome::AlreadyGone);
     let now = e.get_pod("shop", "web-a").unwrap();
     assert_eq!(
         now["metadata"]["uid"],
@@ -278,7 +279,7 @@ fn a_killed_pod_gets_an_event_saying_why() {
         .into_iter()
         .find(|i| i.id.contains("/web-a/"))
         .unwrap();
-    match p.terminate(&victim).unwrap() {
+    match p.terminate(&victim, 41).unwrap() {
         KillOutcome::Killed { detail } => {
             assert!(detail.starts_with("evicted shop/web-a"), "{detail}")
         }
@@ -290,7 +291,9 @@ fn a_killed_pod_gets_an_event_saying_why() {
     assert_eq!(event["reason"], "SimianTermination");
     assert_eq!(event["involvedObject"]["name"], "web-a");
     assert_eq!(event["involvedObject"]["uid"], uids[0].as_str());
-    assert!(event["message"].as_str().unwrap().contains("app web"));
+    let message = event["message"].as_str().unwrap();
+    assert!(message.contains("app web"), "{message}");
+    assert!(message.contains("termination 41 "), "{message}");
 }
 
 #[test]

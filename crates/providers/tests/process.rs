@@ -135,7 +135,7 @@ fn sigterm_kills_exactly_the_drawn_process() {
     let instances = p.instances().unwrap();
     let victim = by_pid(&instances, &fleet.0[1]).clone();
 
-    let outcome = p.terminate(&victim).unwrap();
+    let outcome = p.terminate(&victim, 1).unwrap();
     assert!(
         matches!(&outcome, KillOutcome::Killed { detail } if detail.starts_with("SIGTERM;")),
         "{outcome:?}"
@@ -147,7 +147,7 @@ fn sigterm_kills_exactly_the_drawn_process() {
         "nothing else was touched"
     );
     // A second attempt on the same instance is a no-op, never a kill of something else.
-    assert_eq!(p.terminate(&victim).unwrap(), KillOutcome::AlreadyGone);
+    assert_eq!(p.terminate(&victim, 1).unwrap(), KillOutcome::AlreadyGone);
     assert_eq!(p.instances().unwrap().len(), 2);
 }
 
@@ -162,7 +162,7 @@ fn sigkill_follows_an_ignored_sigterm_after_the_grace_period() {
     let p = provider(&run, 300);
     let victim = p.instances().unwrap().remove(0);
     let started = std::time::Instant::now();
-    let outcome = p.terminate(&victim).unwrap();
+    let outcome = p.terminate(&victim, 1).unwrap();
     assert!(
         matches!(&outcome, KillOutcome::Killed { detail } if detail.contains("SIGKILL")),
         "{outcome:?}"
@@ -195,7 +195,7 @@ fn refuses_init_itself_and_processes_that_are_not_candidates() {
     ] {
         let i = Instance::builder(id.clone(), "shop").build();
         assert!(
-            matches!(p.terminate(&i), Err(ProviderError::Refused { .. })),
+            matches!(p.terminate(&i, 1), Err(ProviderError::Refused { .. })),
             "{id} must be refused"
         );
     }
@@ -208,7 +208,7 @@ fn refuses_init_itself_and_processes_that_are_not_candidates() {
     let mut i = p.instances().unwrap().remove(0);
     i.app = "shop".into();
     assert!(matches!(
-        p.terminate(&i),
+        p.terminate(&i, 1),
         Err(ProviderError::Refused { .. })
     ));
     assert!(alive(&mut fleet.0[0]));

@@ -345,7 +345,7 @@ fn draw_allowed<'a>(
             "SELECT instance_id, recorded_at_ms, dry_run FROM terminations \
              WHERE app = $1 AND account = $2 AND (CAST($3 AS TEXT) IS NULL OR region = $3) \
              AND (CAST($4 AS TEXT) IS NULL OR stack = $4) AND (CAST($5 AS TEXT) IS NULL OR cluster = $5) \
-             AND recorded_at_ms >= $6 AND (dry_run = false OR $7) \
+             AND recorded_at_ms >= $6 AND (dry_run = false OR $7) AND state <> 'refused' \
              ORDER BY recorded_at_ms DESC LIMIT 1",
             &[text(&group.app), text(&group.account), opt_text(&group.region), opt_text(&group.stack), opt_text(&group.cluster), ms(claim.min_time_threshold), kinds.clone()],
         )?;
@@ -484,7 +484,7 @@ impl<B: Backend> Store for SqlStore<B> {
             let kinds = Value::Bool(claim.dry_run);
 
             let today = tx.query(
-                "SELECT COUNT(*) FROM terminations WHERE recorded_at_ms >= $1 AND recorded_at_ms < $2 AND (dry_run = false OR $3)",
+                "SELECT COUNT(*) FROM terminations WHERE recorded_at_ms >= $1 AND recorded_at_ms < $2 AND (dry_run = false OR $3) AND state <> 'refused'",
                 &[ms(claim.day_start), ms(claim.day_end), kinds.clone()],
             )?;
             let count = today.first().map(|r| r.int(0, "count")).transpose()?.unwrap_or(0);
@@ -555,6 +555,30 @@ impl<B: Backend> Store for SqlStore<B> {
                 &[text(state.as_str()), text(detail), ms(at), int(id)],
             )?;
             Ok(())
+        })
+    }
+
+    fn refuse_recorded(
+        &self,
+        termination: i64,
+        detail: &str,
+        refusal: &Refusal,
+    ) -> Result<Option<i64>, StoreError> {
+        self.backend.transaction(true, &mut |tx| {
+            let changed = tx.execute(
+                "UPDATE terminations SET state = $1, detail = $2, finished_at_ms = $3 WHERE id = $4 AND state = 'recorded'",
+                &[text(TerminationState::Refused.as_str()), text(detail), ms(refusal.at), int(termination)],
+            )?;
+            if changed != 1 {
+                return Ok(None);
+            }
+            if let Some(entry) = refusal.schedule_entry {
+                tx.execute(
+                    "UPDATE schedule_entries SET status = $1 WHERE id = $2",
+                    &[text(EntryStatus::Refused.as_str()), int(entry)],
+                )?;
+            }
+            insert_refusal(tx, refusal).map(Some)
         })
     }
 

@@ -14,6 +14,7 @@ on_every_store!(
     racing_claims_in_one_group_record_exactly_one_kill,
     a_claim_draws_only_among_groups_that_may_lose_an_instance,
     a_lease_is_open_until_ended_once,
+    a_kill_the_provider_refused_is_a_refusal_that_blocks_nothing,
 );
 
 use std::sync::{Arc, Barrier};
@@ -452,4 +453,64 @@ fn a_lease_is_open_until_ended_once(db: &common::Db) {
     assert_eq!(ended.ended_at, Some(at + SignedDuration::from_secs(5)));
     assert_eq!(store.open_leases().unwrap().len(), 1, "{name}");
     assert!(store.lease(9999).unwrap().is_none());
+}
+
+fn a_kill_the_provider_refused_is_a_refusal_that_blocks_nothing(db: &common::Db) {
+    let name = db.name;
+    let store = db.store.clone();
+    let s = store.save_schedule(&schedule(1, &["web-a"])).unwrap();
+    let at = t("2026-03-02T18:00:00Z");
+    let a1 = instance("a1", "web-a");
+    let mut c = claim(&a1, at, false);
+    c.schedule_entry = Some(s.entries[0].id);
+    c.max_kills_per_day = 1;
+    let term = recorded(store.claim(&c).unwrap());
+    let refusal = Refusal {
+        id: 0,
+        at: t("2026-03-02T18:00:01Z"),
+        app: "web".into(),
+        account: "prod".into(),
+        region: "us-east-1".into(),
+        stack: String::new(),
+        cluster: "web-a".into(),
+        instance_id: Some("a1".into()),
+        check: Check::DisruptionBudget,
+        reason: "The disruption budget web-budget needs 2 healthy pods".into(),
+        dry_run: false,
+        schedule_entry: Some(s.entries[0].id),
+        origin: Origin::Schedule,
+    };
+    let detail = "refused by disruption_budget: web-budget";
+    let id = store.refuse_recorded(term.id, detail, &refusal).unwrap();
+    assert!(id.is_some(), "{name}");
+    assert_eq!(
+        store.refuse_recorded(term.id, detail, &refusal).unwrap(),
+        None,
+        "{name}: a termination is refused once, and only while recorded"
+    );
+    assert!(store.unfinished().unwrap().is_empty(), "{name}");
+
+    let history = store.terminations(&HistoryFilter::default()).unwrap();
+    assert_eq!(history.len(), 1, "{name}");
+    assert_eq!(history[0].state, TerminationState::Refused, "{name}");
+    assert_eq!(history[0].detail, detail, "{name}");
+    assert_eq!(history[0].finished_at, Some(refusal.at), "{name}");
+    let refusals = store.refusals(&HistoryFilter::default()).unwrap();
+    assert_eq!(refusals.len(), 1, "{name}");
+    assert_eq!(refusals[0].id, id.unwrap(), "{name}");
+    assert_eq!(refusals[0].check, Check::DisruptionBudget, "{name}");
+    let stored = store.schedule(date(2026, 3, 2)).unwrap().unwrap();
+    assert_eq!(stored.entries[0].status, EntryStatus::Refused, "{name}");
+
+    // Nothing died: the group may lose an instance now, and the daily cap of one is free.
+    let again = recorded(store.claim(&claim(&a1, at, false)).unwrap());
+    assert_eq!(again.instance_id, "a1", "{name}");
+    let mut capped = claim(&a1, at, false);
+    capped.max_kills_per_day = 1;
+    capped.min_time_threshold = t("2026-03-03T00:00:00Z");
+    assert_eq!(
+        refused(store.claim(&capped).unwrap()).check,
+        Check::MaxKillsPerDay,
+        "{name}: the kill that did happen counts"
+    );
 }

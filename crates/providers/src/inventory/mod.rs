@@ -573,7 +573,11 @@ impl Provider for StaticProvider {
         })
     }
 
-    fn terminate(&self, _instance: &Instance) -> Result<KillOutcome, ProviderError> {
+    fn terminate(
+        &self,
+        _instance: &Instance,
+        _termination: i64,
+    ) -> Result<KillOutcome, ProviderError> {
         Ok(KillOutcome::Simulated {
             detail: "static inventory: recorded only, nothing real was touched".into(),
         })

@@ -29,7 +29,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 use kube::api::{Api, DeleteParams, EvictParams, ListParams, PostParams, Preconditions};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Client, Config};
-use simian_core::{Instance, KillOutcome, Provider, ProviderError};
+use simian_core::{Check, Instance, KillOutcome, Provider, ProviderError};
 
 pub use fleet::{Listing, Rules, Skipped};
 pub use selector::Selector;
@@ -438,7 +438,11 @@ impl Provider for KubernetesProvider {
         Ok(instances)
     }
 
-    fn terminate(&self, instance: &Instance) -> Result<KillOutcome, ProviderError> {
+    fn terminate(
+        &self,
+        instance: &Instance,
+        termination: i64,
+    ) -> Result<KillOutcome, ProviderError> {
         let Some((namespace, name, uid)) = fleet::parse_id(&instance.id) else {
             return Err(ProviderError::refused(
                 &self.name,
@@ -565,14 +569,13 @@ impl Provider for KubernetesProvider {
             // A UID precondition that no longer holds: the name belongs to another pod now.
             Err(e) if status_code(&e) == Some(409) => return Ok(KillOutcome::AlreadyGone),
             Err(kube::Error::Api(status)) if status.code == 429 => {
-                return Err(ProviderError::refused(
-                    &self.name,
-                    instance,
-                    format!(
-                        "disruption_budget: the eviction would violate a PodDisruptionBudget: {}",
+                return Ok(KillOutcome::Refused {
+                    check: Check::DisruptionBudget,
+                    reason: format!(
+                        "evicting {namespace}/{name} would violate a PodDisruptionBudget: {}",
                         budget_message(&status)
                     ),
-                ));
+                });
             }
             Err(e) => {
                 let resource = match self.config.action {
@@ -613,7 +616,7 @@ impl Provider for KubernetesProvider {
             }
         }
         let elapsed = started.elapsed();
-        let event_note = match self.write_event(&c, &pod, instance) {
+        let event_note = match self.write_event(&c, &pod, instance, termination) {
             Ok(()) => String::new(),
             Err(e) => {
                 tracing::warn!(pod = %instance.id, error = %e, "the pod was killed, but its Event could not be written");
@@ -635,7 +638,13 @@ impl Provider for KubernetesProvider {
 
 impl KubernetesProvider {
     /// Writes an Event on the killed pod, so that `kubectl describe pod` says why it died.
-    fn write_event(&self, c: &Connection, pod: &Pod, instance: &Instance) -> Result<(), String> {
+    fn write_event(
+        &self,
+        c: &Connection,
+        pod: &Pod,
+        instance: &Instance,
+        termination: i64,
+    ) -> Result<(), String> {
         let namespace = pod.metadata.namespace.clone().unwrap_or_default();
         let name = pod.metadata.name.clone().unwrap_or_default();
         let now = Time(jiff::Timestamp::now());
@@ -656,8 +665,7 @@ impl KubernetesProvider {
             },
             reason: Some("SimianTermination".into()),
             message: Some(format!(
-                "Chaos Monkey ({}, provider {}) {} this pod of app {} (cluster {})",
-                "simian",
+                "Simian termination {termination} (provider {}) {} this pod of app {} (cluster {}): see simian history",
                 self.name,
                 match self.config.action {
                     KubernetesAction::Evict => "evicted",

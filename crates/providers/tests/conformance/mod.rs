@@ -86,14 +86,14 @@ pub fn terminates_exactly_the_drawn_instance(f: &mut dyn Fixture) {
     f.settle();
     let p = f.provider();
     let victim = listed(p.as_ref(), &f.id(handles[1])).unwrap();
-    let outcome = p.terminate(&victim).unwrap();
+    let outcome = p.terminate(&victim, 1).unwrap();
     assert!(matches!(outcome, KillOutcome::Killed { .. }), "{outcome:?}");
     assert!(!f.alive(handles[1]), "verified dead");
     assert!(
         f.alive(handles[0]) && f.alive(handles[2]),
         "nothing else was touched"
     );
-    assert_eq!(p.terminate(&victim).unwrap(), KillOutcome::AlreadyGone);
+    assert_eq!(p.terminate(&victim, 1).unwrap(), KillOutcome::AlreadyGone);
     assert!(listed(p.as_ref(), &f.id(handles[1])).is_none());
     assert_eq!(p.instances().unwrap().len(), 2);
 }
@@ -110,8 +110,8 @@ pub fn removed_or_stopped_instances_are_already_gone(f: &mut dyn Fixture) {
     );
     f.remove(removed);
     f.stop(stopped);
-    assert_eq!(p.terminate(&r).unwrap(), KillOutcome::AlreadyGone);
-    assert_eq!(p.terminate(&s).unwrap(), KillOutcome::AlreadyGone);
+    assert_eq!(p.terminate(&r, 1).unwrap(), KillOutcome::AlreadyGone);
+    assert_eq!(p.terminate(&s, 1).unwrap(), KillOutcome::AlreadyGone);
 }
 
 /// An instance that is no longer the app it was listed as is refused, and left alone.
@@ -122,7 +122,7 @@ pub fn refuses_an_instance_that_is_not_the_app_it_was(f: &mut dyn Fixture) {
     let mut i = listed(p.as_ref(), &f.id(h)).unwrap();
     i.app = "billing".into();
     assert!(
-        matches!(p.terminate(&i), Err(ProviderError::Refused { .. })),
+        matches!(p.terminate(&i, 1), Err(ProviderError::Refused { .. })),
         "refused"
     );
     assert!(f.alive(h), "left alone");
@@ -132,7 +132,7 @@ pub fn refuses_an_instance_that_is_not_the_app_it_was(f: &mut dyn Fixture) {
 pub fn never_touches_itself(f: &mut dyn Fixture) {
     let (p, me, handle) = f.protected();
     assert!(
-        matches!(p.terminate(&me), Err(ProviderError::Refused { .. })),
+        matches!(p.terminate(&me, 1), Err(ProviderError::Refused { .. })),
         "refused"
     );
     if let Some(h) = handle {
