@@ -14,13 +14,12 @@
 //! inspecting it again. A container that no longer exists or no longer runs is already gone.
 //! The container Simian itself runs in is never touched.
 //!
-//! The [`Provider`] seam is synchronous (the engine and the daemon run kills on threads), so
-//! this provider owns a small tokio runtime and blocks on it. It connects on first use, not
-//! when built, and never keeps a failed connection: a stopped engine is an error each time it
+//! The [`Provider`] seam is synchronous, so this provider blocks on its client through
+//! `BlockingApi` (crate::blocking). It connects on first use, not when built, and never keeps a failed
+//! connection: a stopped engine is an error each time it
 //! is asked, with the socket named, and works again once the engine is back.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use bollard::Docker;
@@ -29,6 +28,8 @@ use bollard::query_parameters::{
     StopContainerOptions,
 };
 use simian_core::{FaultKind, Instance, KillOutcome, Labels, Lease, Name, Provider, ProviderError};
+
+use crate::blocking::BlockingApi;
 
 /// The labels Simian reads.
 pub mod label {
@@ -123,11 +124,8 @@ pub struct DockerProvider {
     name: String,
     config: DockerConfig,
     host: String,
-    runtime: tokio::runtime::Runtime,
-    client: Mutex<Option<Docker>>,
+    api: BlockingApi<Docker>,
     own_container: Option<String>,
-    /// Requests sent to the engine, for metrics and benchmarks.
-    calls: std::sync::atomic::AtomicU64,
 }
 
 impl std::fmt::Debug for DockerProvider {
@@ -148,12 +146,7 @@ impl DockerProvider {
             .clone()
             .or_else(|| std::env::var("DOCKER_HOST").ok().filter(|h| !h.is_empty()))
             .unwrap_or_else(|| DEFAULT_HOST.to_string());
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .thread_name("docker-provider")
-            .enable_all()
-            .build()
-            .map_err(|e| format!("cannot start the Docker client's runtime: {e}"))?;
+        let api = BlockingApi::new("docker-provider", "Docker")?;
         let own_container = std::fs::read_to_string("/proc/self/mountinfo")
             .ok()
             .and_then(|text| own_container_id(&text))
@@ -166,10 +159,8 @@ impl DockerProvider {
             name: name.into(),
             config,
             host,
-            runtime,
-            client: Mutex::new(None),
+            api,
             own_container,
-            calls: std::sync::atomic::AtomicU64::new(0),
         })
     }
 
@@ -186,62 +177,49 @@ impl DockerProvider {
 
     /// How many requests this provider has sent to the engine.
     pub fn api_calls(&self) -> u64 {
-        self.calls.load(std::sync::atomic::Ordering::Relaxed)
-    }
-
-    /// Runs one engine request on the provider's runtime, counting it.
-    fn call<T>(&self, request: impl std::future::Future<Output = T>) -> T {
-        self.calls
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        self.runtime.block_on(request)
+        self.api.calls()
     }
 
     /// The connected client, connecting (and agreeing on an API version) on first use.
     fn client(&self) -> Result<Docker, String> {
-        let mut cached = self.client.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(client) = cached.as_ref() {
-            return Ok(client.clone());
-        }
-        let host = self.host.as_str();
-        let connected = if let Some(path) = host.strip_prefix("unix://") {
-            Docker::connect_with_unix(path, 120, bollard::API_DEFAULT_VERSION)
-        } else if host.starts_with("tcp://") || host.starts_with("http://") {
-            Docker::connect_with_http(
-                &host.replacen("tcp://", "http://", 1),
-                120,
-                bollard::API_DEFAULT_VERSION,
-            )
-        } else {
-            return Err(format!(
-                "unsupported Docker host {host:?}: use unix:///path/to/docker.sock or tcp://host:port"
-            ));
-        };
-        let client = connected.map_err(|e| connection_error(host, &e))?;
-        let client = self
-            .call(client.negotiate_version())
-            .map_err(|e| connection_error(host, &e))?;
-        let version = self
-            .call(client.version())
-            .map_err(|e| connection_error(host, &e))?;
-        let api = version.api_version.unwrap_or_default();
-        if parse_api(&api).is_none_or(|v| v < MIN_API) {
-            return Err(format!(
-                "the Docker engine at {host} speaks API {api:?}; Simian needs {}.{} or later (Docker 1.13): upgrade the engine",
-                MIN_API.0, MIN_API.1
-            ));
-        }
-        *cached = Some(client.clone());
-        Ok(client)
-    }
-
-    /// Forgets the connection after a failure, so the next call connects again.
-    fn forget(&self) {
-        *self.client.lock().unwrap_or_else(|e| e.into_inner()) = None;
+        self.api.connection(|api| {
+            let host = self.host.as_str();
+            let connected = if let Some(path) = host.strip_prefix("unix://") {
+                Docker::connect_with_unix(path, 120, bollard::API_DEFAULT_VERSION)
+            } else if host.starts_with("tcp://") || host.starts_with("http://") {
+                Docker::connect_with_http(
+                    &host.replacen("tcp://", "http://", 1),
+                    120,
+                    bollard::API_DEFAULT_VERSION,
+                )
+            } else {
+                return Err(format!(
+                    "unsupported Docker host {host:?}: use unix:///path/to/docker.sock or tcp://host:port"
+                ));
+            };
+            let client = connected.map_err(|e| connection_error(host, &e))?;
+            let client = api
+                .call(client.negotiate_version())
+                .map_err(|e| connection_error(host, &e))?;
+            let version = api
+                .call(client.version())
+                .map_err(|e| connection_error(host, &e))?;
+            let version = version.api_version.unwrap_or_default();
+            if parse_api(&version).is_none_or(|v| v < MIN_API) {
+                return Err(format!(
+                    "the Docker engine at {host} speaks API {version:?}; Simian needs {}.{} or later (Docker 1.13): upgrade the engine",
+                    MIN_API.0, MIN_API.1
+                ));
+            }
+            Ok(client)
+        })
     }
 
     /// The container's state now: `None` when it no longer exists.
     fn inspect(&self, client: &Docker, id: &str) -> Result<Option<Seen>, bollard::errors::Error> {
-        let response = self.call(client.inspect_container(id, None::<InspectContainerOptions>));
+        let response = self
+            .api
+            .call(client.inspect_container(id, None::<InspectContainerOptions>));
         match response {
             Ok(c) => {
                 let state = c.state.unwrap_or_default();
@@ -445,9 +423,10 @@ impl Provider for DockerProvider {
             ..ListContainersOptions::default()
         };
         let listed = self
+            .api
             .call(client.list_containers(Some(options)))
             .map_err(|e| {
-                self.forget();
+                self.api.forget();
                 ProviderError::inventory(&self.name, connection_error(&self.host, &e))
             })?;
         let mut out = Vec::with_capacity(listed.len());
@@ -486,7 +465,7 @@ impl Provider for DockerProvider {
         };
         let client = self.client().map_err(failed)?;
         let unreachable = |e: bollard::errors::Error| {
-            self.forget();
+            self.api.forget();
             failed(connection_error(&self.host, &e))
         };
         match self.inspect(&client, id).map_err(unreachable)? {
@@ -496,7 +475,7 @@ impl Provider for DockerProvider {
             }
             Some(_) => {}
         }
-        match self.call(client.unpause_container(id)) {
+        match self.api.call(client.unpause_container(id)) {
             Ok(()) => {}
             Err(e) if matches!(status(&e), Some(404 | 409)) => {}
             Err(e) => {
@@ -544,7 +523,7 @@ impl Provider for DockerProvider {
             .client()
             .map_err(|e| ProviderError::action(&self.name, instance, e))?;
         let unreachable = |e: bollard::errors::Error| {
-            self.forget();
+            self.api.forget();
             ProviderError::action(&self.name, instance, connection_error(&self.host, &e))
         };
         let Some(before) = self.inspect(&client, id).map_err(unreachable)? else {
@@ -602,27 +581,27 @@ impl Provider for DockerProvider {
         let started = Instant::now();
         let grace = i32::try_from(self.config.grace_period.as_secs()).unwrap_or(i32::MAX);
         let acted = match &self.config.action {
-            DockerAction::Stop => self.call(client.stop_container(
+            DockerAction::Stop => self.api.call(client.stop_container(
                 id,
                 Some(StopContainerOptions {
                     t: Some(grace),
                     signal: None,
                 }),
             )),
-            DockerAction::Kill { signal } => self.call(client.kill_container(
+            DockerAction::Kill { signal } => self.api.call(client.kill_container(
                 id,
                 Some(KillContainerOptions {
                     signal: signal.clone(),
                 }),
             )),
-            DockerAction::Restart => self.call(client.restart_container(
+            DockerAction::Restart => self.api.call(client.restart_container(
                 id,
                 Some(RestartContainerOptions {
                     t: Some(grace),
                     signal: None,
                 }),
             )),
-            DockerAction::Pause { .. } => self.call(client.pause_container(id)),
+            DockerAction::Pause { .. } => self.api.call(client.pause_container(id)),
         };
         match acted {
             Ok(()) => {}

@@ -23,6 +23,7 @@
 //! }
 //! ```
 
+mod blocking;
 pub mod docker;
 pub mod inventory;
 pub mod kubernetes;

@@ -11,8 +11,8 @@
 //! with that UID is gone or terminating, and writes an Event on it (`reason:
 //! SimianTermination`), so that `kubectl describe pod` says why it died.
 //!
-//! The [`Provider`] seam is synchronous, so this provider owns a small tokio runtime and
-//! blocks on it, as the Docker provider does. It connects on first use and forgets a
+//! The [`Provider`] seam is synchronous, so this provider blocks on its client through
+//! `BlockingApi` (crate::blocking), as the Docker provider does. It connects on first use and forgets a
 //! connection that failed.
 
 pub mod fleet;
@@ -20,7 +20,6 @@ pub mod selector;
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::apps::v1::ReplicaSet;
@@ -30,6 +29,8 @@ use kube::api::{Api, DeleteParams, EvictParams, ListParams, PostParams, Precondi
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Client, Config};
 use simian_core::{Check, Instance, KillOutcome, Provider, ProviderError};
+
+use crate::blocking::BlockingApi;
 
 pub use fleet::{Listing, Rules, Skipped};
 pub use selector::Selector;
@@ -118,12 +119,9 @@ struct Connection {
 pub struct KubernetesProvider {
     name: String,
     config: KubernetesConfig,
-    runtime: tokio::runtime::Runtime,
-    connection: Mutex<Option<Connection>>,
+    api: BlockingApi<Connection>,
     /// (namespace, name) of the pod Simian runs in, if it runs in one.
     own_pod: Option<(String, String)>,
-    /// Requests sent, for benchmarks.
-    calls: std::sync::atomic::AtomicU64,
 }
 
 impl std::fmt::Debug for KubernetesProvider {
@@ -141,12 +139,7 @@ impl KubernetesProvider {
         name: impl Into<String>,
         config: KubernetesConfig,
     ) -> Result<KubernetesProvider, String> {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .thread_name("kubernetes-provider")
-            .enable_all()
-            .build()
-            .map_err(|e| format!("cannot start the Kubernetes client's runtime: {e}"))?;
+        let api = BlockingApi::new("kubernetes-provider", "Kubernetes")?;
         // In a cluster, the pod's name is its hostname, and the namespace is mounted with
         // the service account (or given through the downward API as POD_NAMESPACE).
         let own_pod = std::env::var("KUBERNETES_SERVICE_HOST").ok().and_then(|_| {
@@ -160,10 +153,8 @@ impl KubernetesProvider {
         Ok(KubernetesProvider {
             name: name.into(),
             config,
-            runtime,
-            connection: Mutex::new(None),
+            api,
             own_pod,
-            calls: std::sync::atomic::AtomicU64::new(0),
         })
     }
 
@@ -176,28 +167,12 @@ impl KubernetesProvider {
 
     /// How many requests this provider has sent to the API server.
     pub fn api_calls(&self) -> u64 {
-        self.calls.load(std::sync::atomic::Ordering::Relaxed)
-    }
-
-    fn call<T>(&self, request: impl std::future::Future<Output = T>) -> T {
-        self.calls
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        self.runtime.block_on(request)
+        self.api.calls()
     }
 
     /// The connection, made on first use.
     fn connection(&self) -> Result<Connection, String> {
-        let mut cached = self.connection.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(c) = cached.as_ref() {
-            return Ok(c.clone());
-        }
-        let connection = self.runtime.block_on(connect(&self.config))?;
-        *cached = Some(connection.clone());
-        Ok(connection)
-    }
-
-    fn forget(&self) {
-        *self.connection.lock().unwrap_or_else(|e| e.into_inner()) = None;
+        self.api.connection(|api| api.run(connect(&self.config)))
     }
 
     fn rules(&self, account: &str) -> Rules {
@@ -264,7 +239,7 @@ impl KubernetesProvider {
         let mut out = Vec::new();
         let mut seen = BTreeSet::new();
         loop {
-            let page = self.call(api.list(&params)).map_err(|e| error(&e))?;
+            let page = self.api.call(api.list(&params)).map_err(|e| error(&e))?;
             out.extend(page.items);
             match page.metadata.continue_.filter(|c| !c.is_empty()) {
                 Some(token) if !seen.insert(token.clone()) => {
@@ -307,7 +282,7 @@ impl KubernetesProvider {
             Ok::<(), String>(())
         })();
         if let Err(e) = result {
-            self.forget();
+            self.api.forget();
             return Err(ProviderError::inventory(&self.name, e));
         }
         Ok((listing, c.account))
@@ -462,7 +437,7 @@ impl Provider for KubernetesProvider {
             .map_err(|e| ProviderError::action(&self.name, instance, e))?;
         let pods: Api<Pod> = Api::namespaced(c.client.clone(), namespace);
         let fail = |e: &kube::Error, verb: &str, resource: &str| {
-            self.forget();
+            self.api.forget();
             ProviderError::action(
                 &self.name,
                 instance,
@@ -470,7 +445,7 @@ impl Provider for KubernetesProvider {
             )
         };
         // Re-read: the same pod, still opted in, still running.
-        let pod = match self.call(pods.get_opt(name)) {
+        let pod = match self.api.call(pods.get_opt(name)) {
             Ok(Some(p)) => p,
             Ok(None) => return Ok(KillOutcome::AlreadyGone),
             Err(e) => return Err(fail(&e, "get", "pods")),
@@ -553,6 +528,7 @@ impl Provider for KubernetesProvider {
         let started = Instant::now();
         let acted = match self.config.action {
             KubernetesAction::Evict => self
+                .api
                 .call(pods.evict(
                     name,
                     &EvictParams {
@@ -561,7 +537,9 @@ impl Provider for KubernetesProvider {
                     },
                 ))
                 .map(|_| ()),
-            KubernetesAction::Delete => self.call(pods.delete(name, &delete_params)).map(|_| ()),
+            KubernetesAction::Delete => {
+                self.api.call(pods.delete(name, &delete_params)).map(|_| ())
+            }
         };
         match acted {
             Ok(()) => {}
@@ -592,7 +570,7 @@ impl Provider for KubernetesProvider {
         // Verified: the pod with that UID is gone or terminating.
         let deadline = started + self.config.verify_timeout;
         loop {
-            match self.call(pods.get_opt(name)) {
+            match self.api.call(pods.get_opt(name)) {
                 Ok(None) => break,
                 Ok(Some(p))
                     if p.metadata.uid.as_deref() != Some(uid)
@@ -685,7 +663,8 @@ impl KubernetesProvider {
             ..Event::default()
         };
         let events: Api<Event> = Api::namespaced(c.client.clone(), &namespace);
-        self.call(events.create(&PostParams::default(), &event))
+        self.api
+            .call(events.create(&PostParams::default(), &event))
             .map(|_| ())
             .map_err(|e| api_error(&e, &c.server, "create", "events", Some(&namespace)))
     }
