@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The whole test suite, as the README's quick start and CI run it: installs what the tests
-# need (PostgreSQL, Python's toxiproxy client and the kmock Kubernetes API emulator, from
+# need (PostgreSQL, Python's toxiproxy client, the kmock Kubernetes API emulator and moto's AWS API emulator, from
 # Debian's packages and PyPI, when missing), starts a private PostgreSQL server on 127.0.0.1, runs every test including the
 # ones a plain `cargo test` ignores for want of those services, and fails if any test was
 # ignored all the same. Extra arguments go to `cargo test` (before its `--`).
@@ -21,9 +21,9 @@ if ((${#need[@]})); then
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}"
 fi
 
-if ! python3 -c "import toxiproxy, pytest, requests, kmock" 2>/dev/null; then
-    echo "== installing the Python packages (the real Toxiproxy client for its conformance suite; kmock, the Kubernetes API emulator)"
-    python3 -m pip install --quiet --disable-pip-version-check toxiproxy-python pytest requests future kmock
+if ! python3 -c "import toxiproxy, pytest, requests, kmock, moto.server, boto3, flask" 2>/dev/null; then
+    echo "== installing the Python packages (the real Toxiproxy client for its conformance suite; kmock, the Kubernetes API emulator; moto, the AWS API emulator)"
+    python3 -m pip install --quiet --disable-pip-version-check toxiproxy-python pytest requests future kmock 'moto[server]'
 fi
 
 echo "== Docker engine"

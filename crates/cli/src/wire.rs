@@ -6,7 +6,9 @@ use std::sync::Arc;
 
 use simian_core::{Clock, LogNotifier, Provider, Store, StoreError};
 use simian_monkey::{Engine, Policy, PolicySource};
-use simian_providers::{DockerProvider, KubernetesProvider, ProcessProvider, StaticProvider};
+use simian_providers::{
+    AwsProvider, DockerProvider, KubernetesProvider, ProcessProvider, StaticProvider,
+};
 
 use crate::config::{self, ConfigError, ProviderSettings, Settings};
 
@@ -25,6 +27,13 @@ pub fn providers(settings: &Settings) -> Result<BTreeMap<String, Arc<dyn Provide
             ),
             ProviderSettings::Kubernetes(c) => Arc::new(
                 KubernetesProvider::new(name.clone(), c.clone()).map_err(|e| ConfigError {
+                    location: settings.path.display().to_string(),
+                    message: format!("[providers.{name}]: {e}"),
+                    hint: None,
+                })?,
+            ),
+            ProviderSettings::Aws(c) => Arc::new(
+                AwsProvider::new(name.clone(), c.clone()).map_err(|e| ConfigError {
                     location: settings.path.display().to_string(),
                     message: format!("[providers.{name}]: {e}"),
                     hint: None,

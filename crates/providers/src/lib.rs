@@ -12,6 +12,8 @@
 //!   restarted through the Engine API, each outcome verified.
 //! * [`kubernetes`]: pods labelled `simian.io/app`, grouped by owning workload, evicted (so
 //!   disruption budgets hold) or deleted through the Kubernetes API, each outcome verified.
+//! * [`aws`]: EC2 instances of Auto Scaling groups named `app-stack-detail[-vNNN]` or tagged
+//!   `simian:app`, terminated so that the group replaces them, each outcome verified.
 //!
 //! ```no_run
 //! use simian_core::Provider;
@@ -23,12 +25,14 @@
 //! }
 //! ```
 
+pub mod aws;
 mod blocking;
 pub mod docker;
 pub mod inventory;
 pub mod kubernetes;
 pub mod process;
 
+pub use aws::{AwsConfig, AwsProvider};
 pub use docker::{DockerAction, DockerConfig, DockerProvider};
 pub use inventory::{InventoryError, StaticProvider};
 pub use kubernetes::{KubernetesAction, KubernetesConfig, KubernetesProvider};

@@ -9,6 +9,7 @@
 //! PostgreSQL tests connect to the server named by `SIMIAN_TEST_POSTGRES_URL`; each takes a
 //! brand-new database there, so tests never see each other's rows.
 
+pub mod aws;
 pub mod docker;
 pub mod kube;
 

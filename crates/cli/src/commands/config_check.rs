@@ -126,6 +126,22 @@ pub fn run(g: &Global, a: CheckArgs) -> anyhow::Result<u8> {
             ProviderSettings::Static { path } => {
                 vec![name.clone(), "static".into(), path.display().to_string()]
             }
+            ProviderSettings::Aws(c) => vec![
+                name.clone(),
+                "aws".into(),
+                format!(
+                    "account {}, regions {}, credentials {}{}, groups tagged {} or named after an app",
+                    c.account,
+                    c.regions.join(", "),
+                    c.profile
+                        .as_deref()
+                        .map_or("from the standard chain".to_string(), |p| format!("of profile {p}")),
+                    c.endpoint_url
+                        .as_deref()
+                        .map_or(String::new(), |u| format!(", endpoint {u}")),
+                    c.opt_in_tag
+                ),
+            ],
             ProviderSettings::Kubernetes(c) => vec![
                 name.clone(),
                 "kubernetes".into(),

@@ -67,6 +67,10 @@ pub struct RawProvider {
     pub namespaces: Option<Spanned<Vec<String>>>,
     pub minimum_age: Option<Spanned<String>>,
     pub app_label: Option<Spanned<String>>,
+    pub regions: Option<Spanned<Vec<String>>>,
+    pub profile: Option<Spanned<String>>,
+    pub endpoint_url: Option<Spanned<String>>,
+    pub opt_in_tag: Option<Spanned<String>>,
 }
 
 /// `selector`: a table of labels every instance must carry, or (kind `kubernetes`) a label

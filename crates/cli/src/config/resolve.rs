@@ -11,7 +11,7 @@ use simian_core::Grouping;
 use simian_monkey::{AppPolicy, Calendar, Exception, Policy};
 use simian_providers::kubernetes::Selector;
 use simian_providers::{
-    DockerAction, DockerConfig, KubernetesAction, KubernetesConfig, ProcessConfig,
+    AwsConfig, DockerAction, DockerConfig, KubernetesAction, KubernetesConfig, ProcessConfig,
 };
 use toml::Spanned;
 
@@ -71,6 +71,8 @@ pub enum ProviderSettings {
     Docker(DockerConfig),
     /// `kind = "kubernetes"`.
     Kubernetes(KubernetesConfig),
+    /// `kind = "aws"`.
+    Aws(AwsConfig),
 }
 
 mod secs {
@@ -83,9 +85,7 @@ mod secs {
 }
 
 /// The provider kinds this build can run.
-const KINDS: [&str; 4] = ["process", "static", "docker", "kubernetes"];
-/// Kinds the product names that this build does not have yet.
-const PLANNED_KINDS: [&str; 1] = ["aws"];
+const KINDS: [&str; 5] = ["process", "static", "docker", "kubernetes", "aws"];
 const DAY_NAMES: [(&str, Weekday); 7] = [
     ("mon", Weekday::Monday),
     ("tue", Weekday::Tuesday),
@@ -197,6 +197,10 @@ pub fn resolve(path: &Path, text: &str) -> Result<Settings, ConfigError> {
                 "merge the two [[apps]] entries",
             ));
         }
+        // An aws provider lists only the groups of its configured apps.
+        if let Some(ProviderSettings::Aws(a)) = providers.get_mut(&resolved.provider) {
+            a.apps.insert(resolved.name.clone());
+        }
         if let Some(allow) = &app.get_ref().allow_single_replica {
             match providers.get_mut(&resolved.provider) {
                 Some(ProviderSettings::Kubernetes(k)) => {
@@ -204,14 +208,19 @@ pub fn resolve(path: &Path, text: &str) -> Result<Settings, ConfigError> {
                         k.single_replica_apps.insert(resolved.name.clone());
                     }
                 }
+                Some(ProviderSettings::Aws(a)) => {
+                    if *allow.get_ref() {
+                        a.single_instance_apps.insert(resolved.name.clone());
+                    }
+                }
                 _ => {
                     return Err(ctx.err(
                         allow,
                         format!(
-                            "app {:?}: allow_single_replica is a setting for apps of a kubernetes provider",
+                            "app {:?}: allow_single_replica is a setting for apps of a kubernetes or aws provider",
                             resolved.name
                         ),
-                        "remove allow_single_replica, or point the app at a provider of kind = \"kubernetes\"",
+                        "remove allow_single_replica, or point the app at a provider of kind = \"kubernetes\" or \"aws\"",
                     ));
                 }
             }
@@ -423,10 +432,22 @@ fn provider(
             "docker\" or kind = \"kubernetes",
         )?;
     }
+    if kind != "aws" {
+        only("regions", raw.regions.as_ref().map(|s| s.span()), "aws")?;
+        only("profile", span(&raw.profile), "aws")?;
+        only("endpoint_url", span(&raw.endpoint_url), "aws")?;
+        only("opt_in_tag", span(&raw.opt_in_tag), "aws")?;
+    }
+    if kind != "kubernetes" && kind != "aws" {
+        only(
+            "account",
+            span(&raw.account),
+            "kubernetes\" or kind = \"aws",
+        )?;
+    }
     if kind != "kubernetes" {
         only("kubeconfig", span(&raw.kubeconfig), "kubernetes")?;
         only("context", span(&raw.context), "kubernetes")?;
-        only("account", span(&raw.account), "kubernetes")?;
         only(
             "namespaces",
             raw.namespaces.as_ref().map(|s| s.span()),
@@ -457,6 +478,20 @@ fn provider(
         "kubernetes" => {
             only("path", span(&raw.path), "static")?;
             kubernetes(ctx, &section, raw, base_dir).map(ProviderSettings::Kubernetes)
+        }
+        "aws" => {
+            only("path", span(&raw.path), "static")?;
+            only(
+                "grace_period",
+                span(&raw.grace_period),
+                "process\", \"docker\" or \"kubernetes",
+            )?;
+            only(
+                "selector",
+                raw.selector.as_ref().map(|s| s.span()),
+                "process\", \"docker\" or \"kubernetes",
+            )?;
+            aws(ctx, &section, raw).map(ProviderSettings::Aws)
         }
         "process" => {
             only("path", raw.path.as_ref().map(|s| s.span()), "static")?;
@@ -492,11 +527,6 @@ fn provider(
                 path: base_dir.join(path.get_ref()),
             })
         }
-        other if PLANNED_KINDS.contains(&other) => Err(ctx.err(
-            &raw.kind,
-            format!("{section}: kind = \"{other}\" is not available in this build yet"),
-            format!("use one of the kinds this build has: {}", KINDS.join(", ")),
-        )),
         other => Err(ctx.err(
             &raw.kind,
             format!("{section}: unknown kind {other:?}"),
@@ -585,6 +615,96 @@ fn kubernetes(
         config.minimum_age = duration(ctx, m, &format!("{section} minimum_age"))?;
     }
     Ok(config)
+}
+
+/// `[providers.NAME]` of kind `aws`.
+fn aws(ctx: &Ctx, section: &str, raw: &RawProvider) -> Result<AwsConfig, ConfigError> {
+    let Some(account) = &raw.account else {
+        return Err(ctx.err(
+            &raw.kind,
+            format!("{section}: kind = \"aws\" needs account, the account's name in history and exceptions"),
+            "add account = \"prod\" (any name; exceptions match on it)",
+        ));
+    };
+    if account.get_ref().trim().is_empty() {
+        return Err(ctx.err(
+            account,
+            format!("{section}: account is empty"),
+            "give the account a name, such as account = \"prod\"",
+        ));
+    }
+    let Some(regions) = &raw.regions else {
+        return Err(ctx.err(
+            &raw.kind,
+            format!("{section}: kind = \"aws\" needs regions, the regions to list"),
+            "add regions = [\"us-east-1\"]",
+        ));
+    };
+    if regions.get_ref().is_empty() {
+        return Err(ctx.err(
+            regions,
+            format!("{section}: regions is empty"),
+            "list at least one region, such as regions = [\"us-east-1\"]",
+        ));
+    }
+    if let Some(bad) = regions.get_ref().iter().find(|r| !is_region_name(r)) {
+        return Err(ctx.err(
+            regions,
+            format!("{section}: regions: {bad:?} is not an AWS region name"),
+            "use region codes such as us-east-1 or eu-west-1",
+        ));
+    }
+    let mut seen = BTreeSet::new();
+    if let Some(twice) = regions.get_ref().iter().find(|r| !seen.insert(r.as_str())) {
+        return Err(ctx.err(
+            regions,
+            format!("{section}: regions lists {twice:?} twice"),
+            "list each region once",
+        ));
+    }
+    let mut config = AwsConfig::new(account.get_ref(), &[]);
+    config.regions = regions.get_ref().clone();
+    let text = |v: &Option<Spanned<String>>, key: &str| -> Result<Option<String>, ConfigError> {
+        match v {
+            Some(s) if s.get_ref().trim().is_empty() => Err(ctx.err(
+                s,
+                format!("{section}: {key} is empty"),
+                format!("give {key} a value, or leave it out"),
+            )),
+            Some(s) => Ok(Some(s.get_ref().clone())),
+            None => Ok(None),
+        }
+    };
+    config.profile = text(&raw.profile, "profile")?;
+    if let Some(url) = &raw.endpoint_url {
+        let u = url.get_ref();
+        if !(u.starts_with("http://") || u.starts_with("https://")) {
+            return Err(ctx.err(
+                url,
+                format!("{section}: endpoint_url {u:?} is not an http:// or https:// URL"),
+                "write it as http://127.0.0.1:5000, or leave it out to use AWS's own endpoints",
+            ));
+        }
+        config.endpoint_url = Some(u.trim_end_matches('/').to_string());
+    }
+    if let Some(tag) = text(&raw.opt_in_tag, "opt_in_tag")? {
+        config.opt_in_tag = tag;
+    }
+    Ok(config)
+}
+
+/// An AWS region code: `us-east-1`, `eu-central-2`, `us-gov-west-1`, `cn-north-1`.
+fn is_region_name(name: &str) -> bool {
+    let parts: Vec<&str> = name.split('-').collect();
+    parts.len() >= 3
+        && parts.iter().all(|p| {
+            !p.is_empty()
+                && p.bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+        })
+        && parts
+            .last()
+            .is_some_and(|p| p.bytes().all(|b| b.is_ascii_digit()))
 }
 
 /// A namespace name: a DNS label.
@@ -892,6 +1012,16 @@ impl Settings {
                         "minimum_age": format!("{}s", c.minimum_age.as_secs_f64()),
                         "app_label": c.app_label,
                         "allow_single_replica": c.single_replica_apps,
+                    }),
+                    ProviderSettings::Aws(c) => serde_json::json!({
+                        "kind": "aws",
+                        "account": c.account,
+                        "regions": c.regions,
+                        "profile": c.profile,
+                        "endpoint_url": c.endpoint_url,
+                        "opt_in_tag": c.opt_in_tag,
+                        "apps": c.apps,
+                        "allow_single_replica": c.single_instance_apps,
                     }),
                     ProviderSettings::Docker(c) => serde_json::json!({
                         "kind": "docker",
