@@ -265,7 +265,7 @@ fn kubernetes_settings_are_checked() {
     let out = s.run(&["config", "check", "--offline"]);
     out.expect(2);
     assert!(
-        out.stderr().contains("kubernetes provider"),
+        out.stderr().contains("kubernetes or aws provider"),
         "{}",
         out.stderr()
     );

@@ -10,13 +10,15 @@ use std::sync::Mutex;
 
 use serde_json::{Value, json};
 
-/// The environment a process needs to talk to the emulator: fake credentials, and the
-/// instance metadata service switched off, so that nothing is ever asked of 169.254.169.254.
-pub const ENV: [(&str, &str); 4] = [
+/// The environment a process needs to talk to the emulator: fake credentials, no shared
+/// config or credentials file of the machine's, and the instance metadata service switched
+/// off, so that nothing is ever asked of 169.254.169.254.
+pub const ENV: [(&str, &str); 5] = [
     ("AWS_ACCESS_KEY_ID", "testing"),
     ("AWS_SECRET_ACCESS_KEY", "testing"),
     ("AWS_EC2_METADATA_DISABLED", "true"),
     ("AWS_CONFIG_FILE", "/dev/null"),
+    ("AWS_SHARED_CREDENTIALS_FILE", "/dev/null"),
 ];
 
 /// One instance of a group, as the emulator lists it.

@@ -32,6 +32,10 @@ impl Sandbox {
             .current_dir(self.path())
             .env_remove("SIMIAN_CONFIG")
             .env_remove("SIMIAN_LOG")
+            .env_remove("AWS_PROFILE")
+            // An aws provider in a test talks to the emulator only, with fake credentials:
+            // never to the instance metadata service, never with the machine's own keys.
+            .envs(simian_testkit::aws::ENV)
             .stdin(Stdio::null());
         c
     }
