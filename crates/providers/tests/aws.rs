@@ -220,6 +220,83 @@ fn an_unreachable_endpoint_names_the_region_and_the_action() {
     assert!(err.contains("DescribeAutoScalingGroups"), "{err}");
 }
 
+/// A stand-in for an Auto Scaling endpoint that throttles (moto never does): it answers the
+/// first `throttled` requests with the API's `Throttling` error, then an empty listing, and
+/// counts the requests it saw.
+fn throttling_endpoint(
+    throttled: usize,
+) -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use std::io::{BufRead, BufReader, Read, Write};
+    use std::sync::atomic::Ordering;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let seen = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = seen.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { return };
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut length = 0;
+            loop {
+                let mut line = String::new();
+                if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                    break;
+                }
+                if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                    length = v.trim().parse().unwrap_or(0);
+                }
+            }
+            let mut body = vec![0; length];
+            let _ = reader.read_exact(&mut body);
+            let n = counter.fetch_add(1, Ordering::SeqCst);
+            let (status, text) = if n < throttled {
+                (
+                    "400 Bad Request",
+                    "<ErrorResponse xmlns=\"https://autoscaling.amazonaws.com/doc/2011-01-01/\"><Error><Type>Sender</Type><Code>Throttling</Code><Message>Rate exceeded</Message></Error><RequestId>1</RequestId></ErrorResponse>",
+                )
+            } else {
+                (
+                    "200 OK",
+                    "<DescribeAutoScalingGroupsResponse xmlns=\"http://autoscaling.amazonaws.com/doc/2011-01-01/\"><DescribeAutoScalingGroupsResult><AutoScalingGroups/></DescribeAutoScalingGroupsResult><ResponseMetadata><RequestId>1</RequestId></ResponseMetadata></DescribeAutoScalingGroupsResponse>",
+                )
+            };
+            let _ = write!(
+                stream,
+                "HTTP/1.1 {status}\r\ncontent-type: text/xml\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{text}",
+                text.len()
+            );
+        }
+    });
+    (url, seen)
+}
+
+#[test]
+fn throttling_is_retried_with_backoff() {
+    let (url, seen) = throttling_endpoint(2);
+    let mut config = AwsConfig::new("prod", &[R]);
+    config.endpoint_url = Some(url);
+    config.static_credentials = Some(("testing".into(), "testing".into()));
+    let p = AwsProvider::new("aws", config).unwrap();
+    assert_eq!(p.groups().unwrap(), Vec::new(), "the third try succeeds");
+    assert_eq!(seen.load(std::sync::atomic::Ordering::SeqCst), 3);
+    assert_eq!(p.api_calls(), 1, "one call, retried inside the SDK");
+
+    let (url, seen) = throttling_endpoint(usize::MAX);
+    let mut config = AwsConfig::new("prod", &[R]);
+    config.endpoint_url = Some(url);
+    config.static_credentials = Some(("testing".into(), "testing".into()));
+    let err = AwsProvider::new("aws", config)
+        .unwrap()
+        .groups()
+        .unwrap_err();
+    assert!(err.contains("Throttling"), "{err}");
+    assert_eq!(
+        seen.load(std::sync::atomic::Ordering::SeqCst),
+        5,
+        "five attempts, then the error"
+    );
+}
+
 #[test]
 fn the_iam_policy_in_the_docs_grants_exactly_the_actions_the_provider_calls() {
     let path = concat!(
