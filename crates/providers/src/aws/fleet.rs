@@ -165,8 +165,13 @@ pub fn group_refusal(group: &Group, app: &str, rules: &Rules) -> Option<String> 
     }
     let serving = group.members.iter().filter(|m| m.serves()).count();
     if serving < 2 && !rules.single_instance_apps.contains(app) {
+        let count = if serving == 0 {
+            "no instance"
+        } else {
+            "a single instance"
+        };
         return Some(format!(
-            "Auto Scaling group {} has {serving} instance in service: set allow_single_replica = true in the [[apps]] entry of {app} to allow its only instance to be killed",
+            "Auto Scaling group {} has {count} in service: set allow_single_replica = true in the [[apps]] entry of {app} to allow its only instance to be killed",
             group.name
         ));
     }
