@@ -10,10 +10,9 @@ mod util;
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
-use jiff::civil::date;
-use simian_core::{EntryStatus, HistoryFilter, TerminationState};
+use simian_core::TerminationState;
 use simian_testkit::aws::Moto;
-use util::{Sandbox, day_clock, signal, start_daemon};
+use util::{Sandbox, day_clock, finish_day, fired_once_per_group};
 
 const R: &str = "us-east-1";
 
@@ -93,39 +92,8 @@ fn the_daemon_terminates_instances_on_schedule() {
     );
     let clock = day_clock();
     let clock: Vec<&str> = clock.iter().map(String::as_str).collect();
-    let began = Instant::now();
-    let d = start_daemon(&s, &clock);
-    std::thread::sleep(Duration::from_millis(8500).saturating_sub(began.elapsed()));
-    signal(&d, rustix::process::Signal::TERM);
-    let mut d = d;
-    assert!(
-        d.0.wait().unwrap().success(),
-        "SIGTERM stops the daemon cleanly"
-    );
-
-    let store = simian_store::open("sqlite://simian.db", s.path()).unwrap();
-    let schedule = store.schedule(date(2026, 3, 2)).unwrap().unwrap();
-    assert_eq!(
-        schedule.entries.len(),
-        groups.len(),
-        "μ = 1 plans a kill in every group"
-    );
-    assert!(
-        schedule
-            .entries
-            .iter()
-            .all(|x| x.status == EntryStatus::Fired),
-        "{:?}",
-        schedule.entries
-    );
-    let kills = store.terminations(&HistoryFilter::default()).unwrap();
-    assert_eq!(kills.len(), groups.len(), "{kills:#?}");
-    let clusters: BTreeSet<&str> = kills.iter().map(|k| k.cluster.as_str()).collect();
-    assert_eq!(
-        clusters.len(),
-        groups.len(),
-        "one kill per cluster: {clusters:?}"
-    );
+    finish_day(&s, &clock, Instant::now(), Duration::from_millis(8500));
+    let kills = fired_once_per_group(&s, groups.len());
     for k in &kills {
         assert_eq!(k.state, TerminationState::Killed, "{k:?}");
         assert!(launched.contains(&k.instance_id), "{k:?}");

@@ -8,13 +8,13 @@
 
 mod util;
 
-use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
-use jiff::civil::date;
-use simian_core::{EntryStatus, HistoryFilter, TerminationState};
+use simian_core::TerminationState;
 use simian_testkit::docker::{Lab, RUN_LABEL};
-use util::{Sandbox, crash_repeatedly, day_clock, signal, start_daemon};
+use util::{
+    Sandbox, crash_repeatedly, day_clock, finish_day, fired_once_per_group, signal, start_daemon,
+};
 
 /// A sandbox whose config aims at this lab's containers only.
 fn sandbox(lab: &Lab, monkey: &str, app: &str) -> Sandbox {
@@ -95,42 +95,16 @@ fn day_on_containers(tag: &str, crash: bool) {
         0
     };
     // A (last) run past the window's end and the kills' grace periods, stopped cleanly.
-    let mut d = start_daemon(&s, &clock);
-    let until = Duration::from_millis(if crash { 9000 } else { 8500 });
-    std::thread::sleep(until.saturating_sub(began.elapsed()));
-    signal(&d, rustix::process::Signal::TERM);
-    assert!(
-        d.0.wait().unwrap().success(),
-        "SIGTERM stops the daemon cleanly"
+    finish_day(
+        &s,
+        &clock,
+        began,
+        Duration::from_millis(if crash { 9000 } else { 8500 }),
     );
     if crash {
         assert!(crashes >= 6, "{crashes} crashes");
     }
-
-    let store = simian_store::open("sqlite://simian.db", s.path()).unwrap();
-    let schedule = store.schedule(date(2026, 3, 2)).unwrap().unwrap();
-    assert_eq!(
-        schedule.entries.len(),
-        groups,
-        "μ = 1 plans a kill in every group"
-    );
-    assert!(
-        schedule
-            .entries
-            .iter()
-            .all(|e| e.status == EntryStatus::Fired),
-        "{:?}",
-        schedule.entries
-    );
-    let kills = store.terminations(&HistoryFilter::default()).unwrap();
-    assert_eq!(
-        kills.len(),
-        groups,
-        "one termination per planned kill: {kills:#?}"
-    );
-    assert!(store.unfinished().unwrap().is_empty());
-    let clusters: BTreeSet<&str> = kills.iter().map(|k| k.cluster.as_str()).collect();
-    assert_eq!(clusters.len(), groups, "one kill per group");
+    let kills = fired_once_per_group(&s, groups);
     for k in &kills {
         assert!(
             matches!(

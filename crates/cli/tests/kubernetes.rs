@@ -7,13 +7,11 @@
 
 mod util;
 
-use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
-use jiff::civil::date;
-use simian_core::{Check, EntryStatus, HistoryFilter, TerminationState};
+use simian_core::{Check, HistoryFilter, TerminationState};
 use simian_testkit::kube::{Emulator, PodSpec};
-use util::{Sandbox, day_clock, signal, start_daemon};
+use util::{Sandbox, day_clock, finish_day, fired_once_per_group};
 
 fn sandbox(e: &Emulator, provider: &str, app: &str) -> Sandbox {
     sandbox_with(e, "time_zone = \"UTC\"", provider, app)
@@ -68,39 +66,8 @@ fn the_daemon_evicts_pods_on_schedule() {
     );
     let clock = day_clock();
     let clock: Vec<&str> = clock.iter().map(String::as_str).collect();
-    let began = Instant::now();
-    let d = start_daemon(&s, &clock);
-    std::thread::sleep(Duration::from_millis(8500).saturating_sub(began.elapsed()));
-    signal(&d, rustix::process::Signal::TERM);
-    let mut d = d;
-    assert!(
-        d.0.wait().unwrap().success(),
-        "SIGTERM stops the daemon cleanly"
-    );
-
-    let store = simian_store::open("sqlite://simian.db", s.path()).unwrap();
-    let schedule = store.schedule(date(2026, 3, 2)).unwrap().unwrap();
-    assert_eq!(
-        schedule.entries.len(),
-        groups,
-        "μ = 1 plans a kill in every group"
-    );
-    assert!(
-        schedule
-            .entries
-            .iter()
-            .all(|x| x.status == EntryStatus::Fired),
-        "{:?}",
-        schedule.entries
-    );
-    let kills = store.terminations(&HistoryFilter::default()).unwrap();
-    assert_eq!(kills.len(), groups, "{kills:#?}");
-    let clusters: BTreeSet<&str> = kills.iter().map(|k| k.cluster.as_str()).collect();
-    assert_eq!(
-        clusters.len(),
-        groups,
-        "one kill per Deployment: {clusters:?}"
-    );
+    finish_day(&s, &clock, Instant::now(), Duration::from_millis(8500));
+    let kills = fired_once_per_group(&s, groups);
     for k in &kills {
         assert_eq!(k.state, TerminationState::Killed, "{k:?}");
         let name = k.instance_id.split('/').nth(1).unwrap();

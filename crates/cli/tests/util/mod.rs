@@ -185,3 +185,59 @@ pub fn crash_repeatedly(
     }
     crashes
 }
+
+/// Runs `simian monkey` with `clock` (the flags of [`day_clock`], the same ones as any earlier
+/// run of the day, so the timeline continues) until `until` after `began` (past the day's
+/// window and the kills' grace periods), then stops it with SIGTERM, which must stop it
+/// cleanly.
+pub fn finish_day(
+    s: &Sandbox,
+    clock: &[&str],
+    began: std::time::Instant,
+    until: std::time::Duration,
+) {
+    let mut d = start_daemon(s, clock);
+    std::thread::sleep(until.saturating_sub(began.elapsed()));
+    signal(&d, rustix::process::Signal::TERM);
+    assert!(
+        d.0.wait().unwrap().success(),
+        "SIGTERM stops the daemon cleanly"
+    );
+}
+
+/// The accelerated day (2 March 2026) in the sandbox's store, with μ = 1 over `groups`
+/// groups: a kill planned in every group, each fired, recorded exactly once and finished, one
+/// per group. Returns the terminations, for the caller to check their states.
+pub fn fired_once_per_group(s: &Sandbox, groups: usize) -> Vec<simian_core::Termination> {
+    let store = simian_store::open("sqlite://simian.db", s.path()).unwrap();
+    let schedule = store
+        .schedule(jiff::civil::date(2026, 3, 2))
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        schedule.entries.len(),
+        groups,
+        "μ = 1 plans a kill in every group"
+    );
+    assert!(
+        schedule
+            .entries
+            .iter()
+            .all(|e| e.status == simian_core::EntryStatus::Fired),
+        "{:?}",
+        schedule.entries
+    );
+    let kills = store
+        .terminations(&simian_core::HistoryFilter::default())
+        .unwrap();
+    assert_eq!(
+        kills.len(),
+        groups,
+        "one termination per planned kill: {kills:#?}"
+    );
+    assert!(store.unfinished().unwrap().is_empty());
+    let clusters: std::collections::BTreeSet<&str> =
+        kills.iter().map(|k| k.cluster.as_str()).collect();
+    assert_eq!(clusters.len(), groups, "one kill per group: {clusters:?}");
+    kills
+}
