@@ -20,26 +20,12 @@ use simian_core::Provider;
 use simian_providers::aws::fleet;
 use simian_providers::{AwsConfig, AwsProvider};
 use simian_testkit::aws::Moto;
+use simian_testkit::measure::{median_and_range, own_memory_kb};
 
 const GROUPS: usize = 1000;
 const SIZE: usize = 10;
 const DISCOVERIES: usize = 5;
 const REGION: &str = "us-east-1";
-
-fn rss_kb(field: &str) -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .unwrap_or_default()
-        .lines()
-        .find(|l| l.starts_with(field))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0)
-}
-
-fn median(mut v: Vec<f64>) -> (f64, f64, f64) {
-    v.sort_by(f64::total_cmp);
-    (v[v.len() / 2], v[0], v[v.len() - 1])
-}
 
 fn main() {
     if std::env::args().any(|a| a == "--list") {
@@ -62,7 +48,7 @@ fn main() {
     config.static_credentials = Some(("testing".into(), "testing".into()));
     config.apps = ["web".to_string()].into();
     let provider = AwsProvider::new("aws", config.clone()).unwrap();
-    let rss_before = rss_kb("VmRSS:");
+    let rss_before = own_memory_kb("VmRSS:");
     assert_eq!(provider.instances().unwrap().len(), GROUPS * SIZE);
     let mut times = Vec::new();
     let mut calls = 0;
@@ -74,13 +60,13 @@ fn main() {
         calls = provider.api_calls() - before;
         assert_eq!(instances.len(), GROUPS * SIZE);
     }
-    let (m, lo, hi) = median(times);
+    let (m, lo, hi) = median_and_range(times);
     println!(
         "simian aws provider: discover {} instances of {GROUPS} groups: median {m:.0} ms (range {lo:.0}-{hi:.0}, {DISCOVERIES} discoveries); {calls} DescribeAutoScalingGroups calls per discovery; RSS {} MB before the first, {} MB after, peak {} MB",
         GROUPS * SIZE,
         rss_before / 1024,
-        rss_kb("VmRSS:") / 1024,
-        rss_kb("VmHWM:") / 1024
+        own_memory_kb("VmRSS:") / 1024,
+        own_memory_kb("VmHWM:") / 1024
     );
 
     // Simian's own share: naming, opt-in and eligibility over the same groups, in process.
@@ -98,7 +84,7 @@ fn main() {
         times.push(started.elapsed().as_secs_f64() * 1000.0);
         assert_eq!(instances.len(), GROUPS * SIZE);
     }
-    let (m, lo, hi) = median(times);
+    let (m, lo, hi) = median_and_range(times);
     println!(
         "simian aws provider, naming and grouping alone: median {m:.2} ms (range {lo:.2}-{hi:.2}, 21 runs)"
     );

@@ -23,6 +23,7 @@ use std::time::Instant;
 use serde_json::{Value, json};
 use simian_core::Provider;
 use simian_providers::{KubernetesConfig, KubernetesProvider};
+use simian_testkit::measure::{median_and_range, own_memory_kb};
 
 const NAMESPACES: usize = 500;
 const DEPLOYMENTS_PER_NAMESPACE: usize = 4;
@@ -157,21 +158,6 @@ fn serve(pages: Pages) -> u16 {
     port
 }
 
-fn rss_kb(field: &str) -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .unwrap_or_default()
-        .lines()
-        .find(|l| l.starts_with(field))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0)
-}
-
-fn median(mut v: Vec<f64>) -> (f64, f64, f64) {
-    v.sort_by(f64::total_cmp);
-    (v[v.len() / 2], v[0], v[v.len() - 1])
-}
-
 fn main() {
     if std::env::args().any(|a| a == "--list") {
         return;
@@ -198,7 +184,7 @@ fn main() {
         },
     )
     .unwrap();
-    let rss_before = rss_kb("VmRSS:");
+    let rss_before = own_memory_kb("VmRSS:");
     let first = provider.instances().unwrap();
     assert_eq!(first.len(), pods, "every pod is an instance");
     drop(first);
@@ -212,12 +198,12 @@ fn main() {
         calls = provider.api_calls() - before;
         assert_eq!(instances.len(), pods);
     }
-    let (m, lo, hi) = median(times);
+    let (m, lo, hi) = median_and_range(times);
     println!(
         "simian kubernetes provider: list and group {pods} pods: median {m:.0} ms (range {lo:.0}-{hi:.0}, {LISTINGS} listings); {calls} requests per listing; RSS {} MB before the first listing, {} MB after, peak {} MB",
         rss_before / 1024,
-        rss_kb("VmRSS:") / 1024,
-        rss_kb("VmHWM:") / 1024
+        own_memory_kb("VmRSS:") / 1024,
+        own_memory_kb("VmHWM:") / 1024
     );
 
     // The peer: the official Python client, listing and decoding the same pods.

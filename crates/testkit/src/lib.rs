@@ -12,6 +12,7 @@
 pub mod aws;
 pub mod docker;
 pub mod kube;
+pub mod measure;
 
 /// The test PostgreSQL server's URL.
 ///

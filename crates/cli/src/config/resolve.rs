@@ -553,17 +553,7 @@ fn kubernetes(
         };
         config.kubeconfig = Some(path);
     }
-    let text = |v: &Option<Spanned<String>>, key: &str| -> Result<Option<String>, ConfigError> {
-        match v {
-            Some(s) if s.get_ref().trim().is_empty() => Err(ctx.err(
-                s,
-                format!("{section}: {key} is empty"),
-                format!("give {key} a value, or leave it out"),
-            )),
-            Some(s) => Ok(Some(s.get_ref().clone())),
-            None => Ok(None),
-        }
-    };
+    let text = |v: &Option<Spanned<String>>, key: &str| optional_text(ctx, section, v, key);
     config.context = text(&raw.context, "context")?;
     config.account = text(&raw.account, "account")?;
     if let Some(label) = text(&raw.app_label, "app_label")? {
@@ -664,17 +654,7 @@ fn aws(ctx: &Ctx, section: &str, raw: &RawProvider) -> Result<AwsConfig, ConfigE
     }
     let mut config = AwsConfig::new(account.get_ref(), &[]);
     config.regions = regions.get_ref().clone();
-    let text = |v: &Option<Spanned<String>>, key: &str| -> Result<Option<String>, ConfigError> {
-        match v {
-            Some(s) if s.get_ref().trim().is_empty() => Err(ctx.err(
-                s,
-                format!("{section}: {key} is empty"),
-                format!("give {key} a value, or leave it out"),
-            )),
-            Some(s) => Ok(Some(s.get_ref().clone())),
-            None => Ok(None),
-        }
-    };
+    let text = |v: &Option<Spanned<String>>, key: &str| optional_text(ctx, section, v, key);
     config.profile = text(&raw.profile, "profile")?;
     if let Some(url) = &raw.endpoint_url {
         let u = url.get_ref();
@@ -691,6 +671,24 @@ fn aws(ctx: &Ctx, section: &str, raw: &RawProvider) -> Result<AwsConfig, ConfigE
         config.opt_in_tag = tag;
     }
     Ok(config)
+}
+
+/// An optional text setting `key` of `section`: present and blank is an error.
+fn optional_text(
+    ctx: &Ctx,
+    section: &str,
+    value: &Option<Spanned<String>>,
+    key: &str,
+) -> Result<Option<String>, ConfigError> {
+    match value {
+        Some(s) if s.get_ref().trim().is_empty() => Err(ctx.err(
+            s,
+            format!("{section}: {key} is empty"),
+            format!("give {key} a value, or leave it out"),
+        )),
+        Some(s) => Ok(Some(s.get_ref().clone())),
+        None => Ok(None),
+    }
 }
 
 /// An AWS region code: `us-east-1`, `eu-central-2`, `us-gov-west-1`, `cn-north-1`.
