@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use simian_core::TerminationState;
 use simian_testkit::aws::Moto;
-use util::{Sandbox, day_clock, finish_day, fired_once_per_group};
+use util::{Sandbox, day_clock, expect_config_error, finish_day, fired_once_per_group};
 
 const R: &str = "us-east-1";
 
@@ -150,18 +150,7 @@ fn aws_settings_are_checked() {
             "profile is empty",
         ),
     ] {
-        s.write(
-            "simian.toml",
-            &format!("[providers.aws]\n{provider}\n{app}"),
-        );
-        let out = s.run(&["config", "check", "--offline"]);
-        out.expect(2);
-        assert!(
-            out.stderr().contains(wanted),
-            "{provider}: {}",
-            out.stderr()
-        );
-        assert!(out.stderr().contains("simian.toml:"), "{}", out.stderr());
+        expect_config_error(&s, &format!("[providers.aws]\n{provider}\n{app}"), wanted);
     }
     // A good one resolves, every default shown, the app among those listed.
     s.write(

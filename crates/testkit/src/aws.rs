@@ -61,15 +61,7 @@ impl Moto {
             .expect("python3 runs the emulator");
         let stdin = child.stdin.take().expect("piped stdin");
         let mut stdout = BufReader::new(child.stdout.take().expect("piped stdout"));
-        let mut line = String::new();
-        stdout
-            .read_line(&mut line)
-            .expect("the emulator says it is ready");
-        let port: u16 = line
-            .trim()
-            .strip_prefix("ready ")
-            .and_then(|p| p.parse().ok())
-            .unwrap_or_else(|| panic!("the emulator did not start: {line:?}"));
+        let port = crate::ready_port(&mut stdout, "AWS API emulator");
         Moto {
             child,
             port,

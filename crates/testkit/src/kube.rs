@@ -4,7 +4,7 @@
 //! kubeconfig that points at it and helpers that play the controllers: they create the
 //! pods, replica sets, nodes and budgets a test needs, as a ReplicaSet controller would.
 
-use std::io::{BufRead, BufReader};
+use std::io::BufReader;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -65,15 +65,10 @@ impl Emulator {
             .stderr(Stdio::inherit())
             .spawn()
             .expect("python3 runs the emulator");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().expect("piped stdout"))
-            .read_line(&mut line)
-            .expect("the emulator says it is ready");
-        let port: u16 = line
-            .trim()
-            .strip_prefix("ready ")
-            .and_then(|p| p.parse().ok())
-            .unwrap_or_else(|| panic!("the emulator did not start: {line:?}"));
+        let port = crate::ready_port(
+            &mut BufReader::new(child.stdout.take().expect("piped stdout")),
+            "Kubernetes API emulator",
+        );
         let dir = tempfile::tempdir().expect("a temporary directory");
         let agent = ureq::Agent::config_builder()
             .http_status_as_error(false)

@@ -74,3 +74,19 @@ pub fn require_python_modules(modules: &[&str], install: &str) {
         Err(e) => panic!("this test needs python3: {e}"),
     }
 }
+
+/// Reads the `ready PORT` line a test service started by the tests (an emulator) prints
+/// first on `output`, and returns the port.
+///
+/// # Panics
+/// When the service says anything else, or nothing: it did not start.
+pub fn ready_port(output: &mut impl std::io::BufRead, service: &str) -> u16 {
+    let mut line = String::new();
+    output
+        .read_line(&mut line)
+        .unwrap_or_else(|e| panic!("the {service} did not say it is ready: {e}"));
+    line.trim()
+        .strip_prefix("ready ")
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("the {service} did not start: {line:?}"))
+}

@@ -241,3 +241,14 @@ pub fn fired_once_per_group(s: &Sandbox, groups: usize) -> Vec<simian_core::Term
     assert_eq!(clusters.len(), groups, "one kill per group: {clusters:?}");
     kills
 }
+
+/// Writes `config` as the sandbox's simian.toml and checks that `config check --offline`
+/// refuses it with exit 2, saying `wanted` and the file and line.
+pub fn expect_config_error(s: &Sandbox, config: &str, wanted: &str) {
+    s.write("simian.toml", config);
+    let out = s.run(&["config", "check", "--offline"]);
+    out.expect(2);
+    let err = out.stderr();
+    assert!(err.contains(wanted), "{config}\nwanted {wanted:?}: {err}");
+    assert!(err.contains("simian.toml:"), "{err}");
+}
