@@ -47,6 +47,12 @@ pub enum Command {
     Demo(DemoArgs),
     /// Run the Toxiproxy-compatible fault-injection proxy, or (with a subcommand) talk to one.
     Proxy(ProxyArgs),
+    /// Chaos Gorilla: a whole zone goes dark (terminate, pause or isolate), always undone.
+    Gorilla(GorillaArgs),
+    /// Chaos Kong: a whole region goes dark, always undone. Requires --confirm REGION.
+    Kong(KongArgs),
+    /// Drills running and past, with what each touched; `outages end ID` ends one now.
+    Outages(OutagesArgs),
     /// The small HTTP service the demo fleet runs (internal).
     #[command(hide = true)]
     DemoService(DemoServiceArgs),
@@ -59,7 +65,100 @@ pub enum Command {
 #[derive(Debug, Args)]
 pub struct GuardArgs {
     /// The lease to watch.
-    pub lease: i64,
+    #[arg(required_unless_present = "drill")]
+    pub lease: Option<i64>,
+    /// Watch every lease of this drill instead.
+    #[arg(long, conflicts_with = "lease")]
+    pub drill: Option<i64>,
+}
+
+/// What a drill does to each instance.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ModeArg {
+    /// Kill each instance through its provider (every provider).
+    Terminate,
+    /// Freeze each instance for --duration (processes, Docker).
+    Pause,
+    /// Cut each instance off the network for --duration (Docker, Kubernetes).
+    Isolate,
+}
+
+/// Options of `gorilla` and `kong`.
+#[derive(Debug, Args)]
+pub struct DrillOptions {
+    /// Only this app (repeatable; default: every configured app).
+    #[arg(long = "app", value_name = "APP")]
+    pub apps: Vec<String>,
+    /// What is done to each instance.
+    #[arg(long, value_enum, default_value = "terminate")]
+    pub mode: ModeArg,
+    /// How long the zone stays dark, e.g. 5m (required for pause and isolate; for terminate,
+    /// how long the probes keep watching after the kills).
+    #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
+    pub duration: Option<std::time::Duration>,
+    /// A URL that must answer 2xx: checked before (failing: no drill), every second during
+    /// and after (repeatable).
+    #[arg(long = "probe", value_name = "URL")]
+    pub probes: Vec<String>,
+    /// Abort and undo when the share of successful probe checks over the last 10 s falls
+    /// below this percentage.
+    #[arg(long, default_value_t = 95.0, value_name = "PCT")]
+    pub abort_below: f64,
+    /// Plan and record only, whatever the config says.
+    #[arg(long, conflicts_with = "no_dry_run")]
+    pub dry_run: bool,
+    /// Really act, whatever the config says (the kill switch and every guardrail still apply).
+    #[arg(long)]
+    pub no_dry_run: bool,
+}
+
+/// `simian gorilla`
+#[derive(Debug, Args)]
+pub struct GorillaArgs {
+    /// The zone that goes dark.
+    pub zone: String,
+    /// The drill's options.
+    #[command(flatten)]
+    pub options: DrillOptions,
+}
+
+/// `simian kong`
+#[derive(Debug, Args)]
+pub struct KongArgs {
+    /// The region that goes dark.
+    pub region: String,
+    /// The drill's options.
+    #[command(flatten)]
+    pub options: DrillOptions,
+    /// The region's name again: a whole region is not taken down by a typo.
+    #[arg(long, value_name = "REGION")]
+    pub confirm: Option<String>,
+}
+
+/// `simian outages`
+#[derive(Debug, Args)]
+pub struct OutagesArgs {
+    /// `end ID`: end a running drill now, undoing everything it did.
+    #[command(subcommand)]
+    pub command: Option<OutagesCommand>,
+}
+
+/// `simian outages ...`
+#[derive(Debug, Subcommand)]
+pub enum OutagesCommand {
+    /// End a running drill now: undo everything it did.
+    End {
+        /// The drill's id (see `simian outages`).
+        id: i64,
+    },
+}
+
+/// A duration such as `90s`, `5m` or `1h`.
+pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    s.parse::<jiff::SignedDuration>()
+        .ok()
+        .and_then(|d| std::time::Duration::try_from(d).ok())
+        .ok_or_else(|| format!("{s:?} is not a duration: write one such as 30s, 5m or 1h"))
 }
 
 /// `simian config ...`

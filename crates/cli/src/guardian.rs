@@ -33,30 +33,40 @@ impl ProcessGuardian {
     }
 }
 
-impl Guardian for ProcessGuardian {
-    fn watch(&self, lease: &Lease) {
-        let exe = match std::env::current_exe() {
-            Ok(exe) => exe,
-            Err(e) => {
-                tracing::warn!(lease = lease.id, error = %e, "cannot start a guardian; the fault is undone by the next simian command after its deadline");
-                return;
-            }
-        };
-        let spawned = Command::new(exe)
-            .arg("--config")
-            .arg(&self.config)
-            .args(["guard", &lease.id.to_string()])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .process_group(0)
-            .spawn();
+impl ProcessGuardian {
+    /// Starts `simian guard ARGS` detached, in a process group of its own.
+    fn spawn(&self, what: &str, args: &[&str]) {
+        let spawned = std::env::current_exe().and_then(|exe| {
+            Command::new(exe)
+                .arg("--config")
+                .arg(&self.config)
+                .arg("guard")
+                .args(args)
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .process_group(0)
+                .spawn()
+        });
         match spawned {
-            Ok(child) => tracing::debug!(lease = lease.id, pid = child.id(), "guardian started"),
+            Ok(child) => tracing::debug!(what, pid = child.id(), "guardian started"),
             Err(e) => {
-                tracing::warn!(lease = lease.id, error = %e, "cannot start a guardian; the fault is undone by the next simian command after its deadline")
+                tracing::warn!(what, error = %e, "cannot start a guardian; the fault is undone by the next simian command after its deadline")
             }
         }
+    }
+}
+
+impl Guardian for ProcessGuardian {
+    fn watch(&self, lease: &Lease) {
+        self.spawn(&format!("lease {}", lease.id), &[&lease.id.to_string()]);
+    }
+
+    fn watch_drill(&self, drill: &simian_core::Drill) {
+        self.spawn(
+            &format!("drill {}", drill.id),
+            &["--drill", &drill.id.to_string()],
+        );
     }
 }
 
@@ -77,15 +87,29 @@ enum Next {
     GiveUp(String),
 }
 
-/// `simian guard LEASE`: waits for the lease's deadline, then undoes its fault.
+/// `simian guard LEASE`: waits for the lease's deadline, then undoes its fault; `simian guard
+/// --drill ID`: the same for every lease of a drill.
 pub fn run(g: &Global, a: GuardArgs) -> anyhow::Result<u8> {
     let settings = crate::commands::settings(g)?;
     let store = wire::store(&settings)?;
     let providers = wire::providers(&settings)?;
     let mut retry = Retry::new("undoing a fault");
+    let Some(lease_id) = a.lease else {
+        let drill = a.drill.unwrap_or_default();
+        return keep_trying(&mut retry, &format!("drill {drill}"), || {
+            Ok(
+                match simian_drills::guard_drill(store.as_ref(), &providers, drill)
+                    .map_err(|e| anyhow::anyhow!(e))?
+                {
+                    simian_drills::GuardStep::Done => Next::Done,
+                    simian_drills::GuardStep::Wait(d) => Next::Wait(d),
+                },
+            )
+        });
+    };
     let step = || -> anyhow::Result<Next> {
-        let Some(lease) = store.lease(a.lease)? else {
-            anyhow::bail!("no lease {} in the store", a.lease);
+        let Some(lease) = store.lease(lease_id)? else {
+            anyhow::bail!("no lease {lease_id} in the store");
         };
         if lease.ended_at.is_some() {
             return Ok(Next::Done);
@@ -116,6 +140,16 @@ pub fn run(g: &Global, a: GuardArgs) -> anyhow::Result<u8> {
         tracing::info!(lease = lease.id, %detail, "fault undone at its deadline");
         Ok(Next::Done)
     };
+    keep_trying(&mut retry, &format!("lease {lease_id}"), step)
+}
+
+/// Runs `step` until it is done, waiting as it asks, retrying failures with back-off for
+/// [`GIVE_UP_FAILING`].
+fn keep_trying(
+    retry: &mut Retry,
+    what: &str,
+    mut step: impl FnMut() -> anyhow::Result<Next>,
+) -> anyhow::Result<u8> {
     let mut failing_since: Option<std::time::Instant> = None;
     loop {
         match step() {
@@ -130,8 +164,7 @@ pub fn run(g: &Global, a: GuardArgs) -> anyhow::Result<u8> {
                 let since = *failing_since.get_or_insert_with(std::time::Instant::now);
                 if since.elapsed() > GIVE_UP_FAILING {
                     anyhow::bail!(
-                        "lease {}: failing for 10 minutes ({e:#}); the next simian command that opens the store undoes it",
-                        a.lease
+                        "{what}: failing for 10 minutes ({e:#}); the next simian command that opens the store undoes it"
                     );
                 }
                 std::thread::sleep(retry.failed(&format!("{e:#}")));

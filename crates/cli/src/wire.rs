@@ -62,10 +62,16 @@ pub fn store(settings: &Settings) -> anyhow::Result<Arc<dyn Store>> {
     let store = simian_store::open(&settings.store_url, &settings.base_dir)
         .map_err(|e| store_error(settings, e))?;
     let now = jiff::Timestamp::now();
+    reconcile(settings, store.as_ref(), now);
+    Ok(store)
+}
+
+/// Undoes the faults whose deadline has passed, then ends the drills whose simian died.
+fn reconcile(settings: &Settings, store: &dyn Store, now: jiff::Timestamp) {
     match store.open_leases() {
         Ok(open) if open.iter().any(|l| l.deadline <= now) => match providers(settings) {
             Ok(providers) => {
-                if let Err(e) = simian_monkey::reconcile_leases(store.as_ref(), &providers) {
+                if let Err(e) = simian_monkey::reconcile_leases(store, &providers) {
                     tracing::warn!(error = %e, "cannot undo expired faults now; the next command tries again");
                 }
             }
@@ -76,7 +82,9 @@ pub fn store(settings: &Settings) -> anyhow::Result<Arc<dyn Store>> {
         Ok(_) => {}
         Err(e) => tracing::warn!(error = %e, "cannot read the open faults"),
     }
-    Ok(store)
+    if let Err(e) = simian_drills::reconcile_drills(store) {
+        tracing::warn!(error = %e, "cannot end abandoned drills now; the next command tries again");
+    }
 }
 
 /// A store failure at start-up, pointing at the config only when the URL can be the cause.
@@ -119,5 +127,18 @@ pub fn engine(settings: &Settings, clock: Arc<dyn Clock>) -> anyhow::Result<Arc<
         .with_guardian(Arc::new(crate::guardian::ProcessGuardian::new(
             &settings.path,
         ))),
+    ))
+}
+
+/// The drill runner over everything the config names.
+pub fn drills(settings: &Settings, store: Arc<dyn Store>) -> anyhow::Result<simian_drills::Drills> {
+    Ok(simian_drills::Drills::new(
+        store,
+        providers(settings)?,
+        Arc::new(FilePolicy {
+            path: settings.path.clone(),
+        }),
+        Arc::from(crate::outage::build(settings.outage.as_ref())),
+        Arc::new(crate::guardian::ProcessGuardian::new(&settings.path)),
     ))
 }

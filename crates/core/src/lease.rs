@@ -10,9 +10,6 @@
 //! Deadlines are real time, whatever clock the engine runs on: a pause of five minutes lasts
 //! five minutes of the world's time, also in a rehearsal on a simulated clock.
 
-use std::fmt;
-use std::str::FromStr;
-
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
@@ -22,38 +19,19 @@ use serde::{Deserialize, Serialize};
 pub enum FaultKind {
     /// The instance is paused (frozen), to be resumed.
     Pause,
+    /// The instance is cut off from the network, to be reconnected.
+    Isolate,
 }
 
-impl FaultKind {
-    /// The stable text form, as stored.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            FaultKind::Pause => "pause",
-        }
-    }
-}
-
-impl fmt::Display for FaultKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for FaultKind {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "pause" => Ok(FaultKind::Pause),
-            other => Err(format!("unknown fault kind {other:?}")),
-        }
-    }
-}
+crate::string_enum!(FaultKind { Pause => "pause", Isolate => "isolate" });
 
 /// A lease before it is stored.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct NewLease {
     /// The termination that made the fault.
     pub termination: Option<i64>,
+    /// The drill that made the fault.
+    pub drill: Option<i64>,
     /// Configured provider name.
     pub provider: String,
     /// The instance.
@@ -64,6 +42,9 @@ pub struct NewLease {
     pub deadline: Timestamp,
     /// When it was recorded.
     pub created_at: Timestamp,
+    /// What the provider needs to undo the fault exactly, read before it is made (the
+    /// networks a container was attached to, with their aliases and addresses).
+    pub memo: Option<String>,
 }
 
 /// A fault on record, open until it is undone.
@@ -73,6 +54,8 @@ pub struct Lease {
     pub id: i64,
     /// The termination that made the fault.
     pub termination: Option<i64>,
+    /// The drill that made the fault.
+    pub drill: Option<i64>,
     /// Configured provider name.
     pub provider: String,
     /// The instance.
@@ -83,6 +66,10 @@ pub struct Lease {
     pub deadline: Timestamp,
     /// When it was recorded.
     pub created_at: Timestamp,
+    /// What the provider needs to undo the fault exactly (see [`NewLease::memo`]).
+    pub memo: Option<String>,
+    /// When the undo was started (recorded before it runs); `None` until then.
+    pub undo_at: Option<Timestamp>,
     /// When it was undone (or found to need no undoing); `None` while open.
     pub ended_at: Option<Timestamp>,
     /// How it ended ("unpaused after 3.0 s", "the container is gone").
@@ -94,6 +81,10 @@ pub trait Guardian: Send + Sync {
     /// Starts watching `lease`. Failing to start is logged, never fatal: the next command
     /// that opens the store, or the daemon, undoes the lease once it has expired.
     fn watch(&self, lease: &Lease);
+
+    /// Starts watching every lease of `drill`: at its deadline they are undone together.
+    /// Failing to start is logged, never fatal, as for [`watch`](Guardian::watch).
+    fn watch_drill(&self, drill: &crate::Drill);
 }
 
 /// No guardian (tests, and runs that make no timed faults).
@@ -102,4 +93,5 @@ pub struct NoGuardian;
 
 impl Guardian for NoGuardian {
     fn watch(&self, _lease: &Lease) {}
+    fn watch_drill(&self, _drill: &crate::Drill) {}
 }

@@ -19,6 +19,7 @@
 //! ```
 
 pub mod clock;
+pub mod drill;
 pub mod group;
 pub mod instance;
 pub mod lease;
@@ -31,13 +32,14 @@ pub mod store;
 pub mod termination;
 
 pub use clock::{Clock, FixedClock, ScaledClock, SystemClock};
+pub use drill::{Drill, DrillEnding, DrillKind, DrillMode, NewDrill};
 pub use group::{Group, Grouping};
 pub use instance::{ClusterName, Instance, InstanceBuilder, is_never_eligible_cluster};
 pub use lease::{FaultKind, Guardian, Lease, NewLease, NoGuardian};
 pub use name::{Labels, Name};
 pub use notifier::{Event, LogNotifier, Notifier};
 pub use outage::{NoOutageCheck, OutageCheck, OutageStatus};
-pub use provider::{KillOutcome, Provider, ProviderError};
+pub use provider::{FaultOutcome, KillOutcome, Provider, ProviderError};
 pub use schedule::{EntryStatus, NewSchedule, PlannedKill, Schedule, ScheduleEntry};
 pub use store::{Claim, ClaimResult, Draws, HistoryFilter, Store, StoreError};
 pub use termination::{Check, Origin, Refusal, Termination, TerminationState};

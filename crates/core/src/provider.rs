@@ -42,6 +42,18 @@ pub enum KillOutcome {
     },
 }
 
+/// What making a fault on demand did (a drill's pause or isolation).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum FaultOutcome {
+    /// The fault is in place, verified; `detail` says how.
+    Made {
+        /// For example "SIGSTOP; stopped (verified) after 3 ms".
+        detail: String,
+    },
+    /// The instance was gone before we acted: there is nothing to undo.
+    AlreadyGone,
+}
+
 /// A provider failure.
 #[derive(Debug, thiserror::Error)]
 pub enum ProviderError {
@@ -137,6 +149,42 @@ pub trait Provider: Send + Sync {
     /// [`terminate`](Provider::terminate). `None` (the default): kills end instances.
     fn lease(&self) -> Option<(FaultKind, Duration)> {
         None
+    }
+
+    /// The faults this provider can make on demand (a drill's `pause` or `isolate`), besides
+    /// killing. Empty (the default): it only kills.
+    fn faults(&self) -> &'static [FaultKind] {
+        &[]
+    }
+
+    /// Reads what undoing a `kind` fault on `instance` will need, before the fault is made, so
+    /// that it is on record with the lease (the networks a container is attached to). `None`
+    /// (the default): the lease itself says enough.
+    fn fault_memo(
+        &self,
+        _instance: &Instance,
+        _kind: FaultKind,
+    ) -> Result<Option<String>, ProviderError> {
+        Ok(None)
+    }
+
+    /// Makes the fault that `lease` (already recorded) describes on `instance`, and verifies
+    /// it. Only for the kinds [`faults`](Provider::faults) names; the same refusals as
+    /// [`terminate`](Provider::terminate) apply (never pid 1, never Simian's own container).
+    fn make_fault(
+        &self,
+        instance: &Instance,
+        lease: &Lease,
+    ) -> Result<FaultOutcome, ProviderError> {
+        Err(ProviderError::refused(
+            self.name(),
+            instance,
+            format!(
+                "a {} provider cannot {} an instance",
+                self.kind(),
+                lease.kind
+            ),
+        ))
     }
 
     /// Undoes the fault `lease` records, and verifies it is undone. An instance that no

@@ -9,8 +9,8 @@ use jiff::Timestamp;
 use jiff::civil::Date;
 
 use crate::{
-    Group, Grouping, Instance, Lease, NewLease, NewSchedule, Origin, Refusal, Schedule,
-    ScheduleEntry, Termination, TerminationState,
+    Drill, DrillEnding, Group, Grouping, Instance, Lease, NewDrill, NewLease, NewSchedule, Origin,
+    Refusal, Schedule, ScheduleEntry, Termination, TerminationState,
 };
 
 /// A failure of the store itself (not a refusal).
@@ -213,6 +213,52 @@ pub trait Store: Send + Sync {
 
     /// The leases not ended yet, soonest deadline first.
     fn open_leases(&self) -> Result<Vec<Lease>, StoreError>;
+
+    /// Records several leases in one step (a drill's faults, before any is made), in order.
+    fn record_leases(&self, leases: &[NewLease]) -> Result<Vec<Lease>, StoreError>;
+
+    /// Records that the undo of these leases starts now, before it runs.
+    fn begin_undo(&self, ids: &[i64], at: Timestamp) -> Result<(), StoreError>;
+
+    /// Ends several open leases in one step, each with its own ending; returns how many this
+    /// call ended (the others were ended already).
+    fn end_leases(&self, endings: &[(i64, String)], at: Timestamp) -> Result<usize, StoreError>;
+
+    /// Records `drill`, unless a running drill touches one of its zones: then nothing is
+    /// recorded and that drill is returned as `Err`. Atomic: two drills started at once on
+    /// the same zone never both run.
+    fn begin_drill(&self, drill: &NewDrill) -> Result<Result<Drill, Drill>, StoreError>;
+
+    /// One drill, running or ended.
+    fn drill(&self, id: i64) -> Result<Option<Drill>, StoreError>;
+
+    /// Drills started at or after `filter.since` (the newest `filter.limit`), oldest first.
+    fn drills(&self, filter: &HistoryFilter) -> Result<Vec<Drill>, StoreError>;
+
+    /// Ends a running drill; true when this call ended it, false when it had ended already.
+    fn end_drill(
+        &self,
+        id: i64,
+        at: Timestamp,
+        ending: DrillEnding,
+        detail: &str,
+        report: Option<&str>,
+    ) -> Result<bool, StoreError>;
+
+    /// Records a termination (state `recorded`, origin the drill's kind) for each instance a
+    /// drill is about to kill, with its provider, in one step, before any is killed.
+    fn record_drill_terminations(
+        &self,
+        drill: &Drill,
+        victims: &[(&str, &Instance)],
+        at: Timestamp,
+    ) -> Result<Vec<Termination>, StoreError>;
+
+    /// The leases a drill opened, in the order they were recorded.
+    fn drill_leases(&self, drill: i64) -> Result<Vec<Lease>, StoreError>;
+
+    /// The terminations a drill recorded, in the order they were recorded.
+    fn drill_terminations(&self, drill: i64) -> Result<Vec<Termination>, StoreError>;
 }
 
 #[cfg(test)]

@@ -5,9 +5,6 @@
 //! termination still `Recorded` after a crash is an action whose outcome is unknown; the daemon
 //! resumes it on restart rather than drawing a new kill, so no kill is lost or repeated.
 
-use std::fmt;
-use std::str::FromStr;
-
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
@@ -19,6 +16,10 @@ pub enum Origin {
     Schedule,
     /// A person or script, through `simian terminate`.
     Manual,
+    /// A Chaos Gorilla drill: a zone goes dark.
+    Gorilla,
+    /// A Chaos Kong drill: a region goes dark.
+    Kong,
 }
 
 /// Where a termination stands.
@@ -73,6 +74,8 @@ pub enum Check {
     Missed,
 }
 
+#[macro_export]
+#[doc(hidden)]
 macro_rules! string_enum {
     ($ty:ty { $($variant:ident => $text:literal),* $(,)? }) => {
         impl $ty {
@@ -81,24 +84,24 @@ macro_rules! string_enum {
                 match self { $(Self::$variant => $text),* }
             }
         }
-        impl fmt::Display for $ty {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        impl ::std::fmt::Display for $ty {
+            fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
                 f.write_str(self.as_str())
             }
         }
-        impl FromStr for $ty {
-            type Err = String;
-            fn from_str(s: &str) -> Result<Self, String> {
+        impl ::std::str::FromStr for $ty {
+            type Err = ::std::string::String;
+            fn from_str(s: &str) -> ::std::result::Result<Self, ::std::string::String> {
                 match s {
-                    $($text => Ok(Self::$variant),)*
-                    other => Err(format!("unknown {} {other:?}", stringify!($ty))),
+                    $($text => ::std::result::Result::Ok(Self::$variant),)*
+                    other => ::std::result::Result::Err(::std::format!("unknown {} {other:?}", stringify!($ty))),
                 }
             }
         }
     };
 }
 
-string_enum!(Origin { Schedule => "schedule", Manual => "manual" });
+string_enum!(Origin { Schedule => "schedule", Manual => "manual", Gorilla => "gorilla", Kong => "kong" });
 string_enum!(TerminationState {
     Recorded => "recorded",
     DryRun => "dry_run",
@@ -157,6 +160,9 @@ pub struct Termination {
     pub detail: String,
     /// Who asked.
     pub origin: Origin,
+    /// The drill it is part of, if any.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub drill: Option<i64>,
 }
 
 /// One kill that a check refused, kept as an audit trail.

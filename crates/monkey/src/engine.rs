@@ -414,11 +414,13 @@ impl Engine {
                     .unwrap_or(Timestamp::MAX);
                 let lease = self.store.open_lease(&NewLease {
                     termination: Some(termination.id),
+                    drill: None,
                     provider: provider.name().to_string(),
                     instance_id: instance.id.to_string(),
                     kind,
                     deadline,
                     created_at: now,
+                    memo: None,
                 })?;
                 self.guardian.watch(&lease);
                 Some(lease)

@@ -14,6 +14,11 @@
 //! inspecting it again. A container that no longer exists or no longer runs is already gone.
 //! The container Simian itself runs in is never touched.
 //!
+//! A drill's `pause` freezes a container (`docker pause`) and unpauses it; `isolate` disconnects
+//! it from every network it is attached to, after recording each attachment (aliases, links,
+//! addresses, driver options) with the lease, and reconnects it exactly so at the end. Both
+//! are verified by inspecting the container again.
+//!
 //! The [`Provider`] seam is synchronous, so this provider blocks on its client through
 //! `BlockingApi` (crate::blocking). It connects on first use, not when built, and never keeps a failed
 //! connection: a stopped engine is an error each time it
@@ -23,11 +28,17 @@ use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
 
 use bollard::Docker;
+use bollard::models::{
+    EndpointIpamConfig, EndpointSettings, NetworkConnectRequest, NetworkDisconnectRequest,
+};
 use bollard::query_parameters::{
     InspectContainerOptions, KillContainerOptions, ListContainersOptions, RestartContainerOptions,
     StopContainerOptions,
 };
-use simian_core::{FaultKind, Instance, KillOutcome, Labels, Lease, Name, Provider, ProviderError};
+use serde::{Deserialize, Serialize};
+use simian_core::{
+    FaultKind, FaultOutcome, Instance, KillOutcome, Labels, Lease, Name, Provider, ProviderError,
+};
 
 use crate::blocking::BlockingApi;
 
@@ -223,7 +234,12 @@ impl DockerProvider {
         match response {
             Ok(c) => {
                 let state = c.state.unwrap_or_default();
+                let networks = c
+                    .network_settings
+                    .and_then(|n| n.networks)
+                    .unwrap_or_default();
                 Ok(Some(Seen {
+                    networks,
                     running: state.running.unwrap_or(false),
                     paused: state.paused.unwrap_or(false),
                     exit_code: state.exit_code,
@@ -239,11 +255,75 @@ impl DockerProvider {
 
 /// What an inspection found.
 struct Seen {
+    networks: HashMap<String, EndpointSettings>,
     running: bool,
     paused: bool,
     exit_code: Option<i64>,
     started_at: String,
     labels: HashMap<String, String>,
+}
+
+/// One network a container was attached to, as recorded before isolating it: what
+/// reconnecting it exactly needs.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+struct Attachment {
+    network: String,
+    aliases: Vec<String>,
+    links: Vec<String>,
+    ipv4_address: String,
+    ipv6_address: String,
+    /// True when the address was chosen by whoever attached it (not by the network's IPAM).
+    static_address: bool,
+    driver_opts: BTreeMap<String, String>,
+}
+
+impl Attachment {
+    fn of(network: &str, e: &EndpointSettings) -> Attachment {
+        let ipam = e.ipam_config.clone().unwrap_or_default();
+        Attachment {
+            network: network.to_string(),
+            aliases: e.aliases.clone().unwrap_or_default(),
+            links: e.links.clone().unwrap_or_default(),
+            ipv4_address: e.ip_address.clone().unwrap_or_default(),
+            ipv6_address: e.global_ipv6_address.clone().unwrap_or_default(),
+            static_address: ipam.ipv4_address.is_some_and(|a| !a.is_empty())
+                || ipam.ipv6_address.is_some_and(|a| !a.is_empty()),
+            driver_opts: e
+                .driver_opts
+                .clone()
+                .unwrap_or_default()
+                .into_iter()
+                .collect(),
+        }
+    }
+
+    /// The endpoint to reconnect with; `with_address`: ask for the address it had.
+    fn endpoint(&self, with_address: bool) -> EndpointSettings {
+        let non_empty = |v: &Vec<String>| (!v.is_empty()).then(|| v.clone());
+        let address = |a: &String| (!a.is_empty()).then(|| a.clone());
+        EndpointSettings {
+            aliases: non_empty(&self.aliases),
+            links: non_empty(&self.links),
+            driver_opts: (!self.driver_opts.is_empty())
+                .then(|| self.driver_opts.clone().into_iter().collect()),
+            ipam_config: with_address.then(|| EndpointIpamConfig {
+                ipv4_address: address(&self.ipv4_address),
+                ipv6_address: address(&self.ipv6_address),
+                ..EndpointIpamConfig::default()
+            }),
+            ..EndpointSettings::default()
+        }
+    }
+}
+
+/// The attachments a lease's memo recorded.
+fn memo_attachments(lease: &Lease) -> Result<Vec<Attachment>, String> {
+    let memo = lease
+        .memo
+        .as_deref()
+        .ok_or("the lease holds no record of the container's networks")?;
+    serde_json::from_str(memo)
+        .map_err(|e| format!("the lease's record of the networks is unreadable: {e}"))
 }
 
 /// The HTTP status of an engine's answer, if the error is one.
@@ -457,52 +537,74 @@ impl Provider for DockerProvider {
     }
 
     fn undo(&self, lease: &Lease) -> Result<String, ProviderError> {
-        let id = lease.instance_id.as_str();
-        let failed = |message: String| ProviderError::Action {
+        let client = self.client().map_err(|message| ProviderError::Action {
             provider: self.name.clone(),
-            instance_id: id.to_string(),
+            instance_id: lease.instance_id.clone(),
             message,
-        };
-        let client = self.client().map_err(failed)?;
-        let unreachable = |e: bollard::errors::Error| {
-            self.api.forget();
-            failed(connection_error(&self.host, &e))
-        };
-        match self.inspect(&client, id).map_err(unreachable)? {
-            None => return Ok("nothing to undo: the container is gone".into()),
-            Some(seen) if !seen.paused => {
-                return Ok("nothing to undo: the container is not paused".into());
-            }
-            Some(_) => {}
+        })?;
+        match lease.kind {
+            FaultKind::Pause => self.unpause(&client, lease),
+            FaultKind::Isolate => self.reconnect(&client, lease),
         }
-        match self.api.call(client.unpause_container(id)) {
-            Ok(()) => {}
-            Err(e) if matches!(status(&e), Some(404 | 409)) => {}
-            Err(e) => {
-                return Err(failed(format!(
-                    "unpause failed: {}",
-                    connection_error(&self.host, &e)
-                )));
-            }
+    }
+
+    fn faults(&self) -> &'static [FaultKind] {
+        &[FaultKind::Pause, FaultKind::Isolate]
+    }
+
+    fn fault_memo(
+        &self,
+        instance: &Instance,
+        kind: FaultKind,
+    ) -> Result<Option<String>, ProviderError> {
+        if kind != FaultKind::Isolate {
+            return Ok(None);
         }
-        let deadline = Instant::now() + self.config.kill_timeout;
-        loop {
-            match self.inspect(&client, id).map_err(unreachable)? {
-                None => return Ok("unpaused; the container is gone since".into()),
-                Some(seen) if !seen.paused => {
-                    let held = jiff::Timestamp::now().duration_since(lease.created_at);
-                    return Ok(format!(
-                        "unpaused (verified) after {:.1} s paused",
-                        held.as_secs_f64()
-                    ));
-                }
-                Some(_) if Instant::now() >= deadline => {
-                    return Err(failed(
-                        "unpause sent, but the container is still paused".into(),
-                    ));
-                }
-                Some(_) => std::thread::sleep(Duration::from_millis(50)),
-            }
+        let client = self
+            .client()
+            .map_err(|e| ProviderError::action(&self.name, instance, e))?;
+        let Some(seen) = self.checked(&client, instance)? else {
+            return Ok(None);
+        };
+        if let Some(mode) = ["host", "none"]
+            .iter()
+            .find(|m| seen.networks.contains_key(**m))
+        {
+            return Err(ProviderError::refused(
+                &self.name,
+                instance,
+                format!("it uses network mode {mode}: there is no network to disconnect it from"),
+            ));
+        }
+        let mut attachments: Vec<Attachment> = seen
+            .networks
+            .iter()
+            .map(|(name, e)| Attachment::of(name, e))
+            .collect();
+        attachments.sort_by(|a, b| a.network.cmp(&b.network));
+        serde_json::to_string(&attachments).map(Some).map_err(|e| {
+            ProviderError::action(
+                &self.name,
+                instance,
+                format!("cannot record its networks: {e}"),
+            )
+        })
+    }
+
+    fn make_fault(
+        &self,
+        instance: &Instance,
+        lease: &Lease,
+    ) -> Result<FaultOutcome, ProviderError> {
+        let client = self
+            .client()
+            .map_err(|e| ProviderError::action(&self.name, instance, e))?;
+        let Some(before) = self.checked(&client, instance)? else {
+            return Ok(FaultOutcome::AlreadyGone);
+        };
+        match lease.kind {
+            FaultKind::Pause => self.pause(&client, instance, &before),
+            FaultKind::Isolate => self.isolate(&client, instance, lease),
         }
     }
 
@@ -512,6 +614,83 @@ impl Provider for DockerProvider {
         _termination: i64,
     ) -> Result<KillOutcome, ProviderError> {
         let id = instance.id.as_str();
+        let client = self
+            .client()
+            .map_err(|e| ProviderError::action(&self.name, instance, e))?;
+        let Some(before) = self.checked(&client, instance)? else {
+            return Ok(KillOutcome::AlreadyGone);
+        };
+        if let DockerAction::Pause { pause_for } = self.config.action {
+            // Paused already: an earlier attempt of this same kill (resumed after a crash)
+            // made the fault, and its lease undoes it.
+            return Ok(match self.pause(&client, instance, &before)? {
+                FaultOutcome::Made { detail } => KillOutcome::Paused {
+                    detail: format!("paused ({detail}) for {pause_for:?}"),
+                },
+                FaultOutcome::AlreadyGone => KillOutcome::AlreadyGone,
+            });
+        }
+        if before.paused {
+            return Err(ProviderError::refused(
+                &self.name,
+                instance,
+                "it is paused: unpause it first (a pause or a drill may be under way)",
+            ));
+        }
+        let started = Instant::now();
+        let grace = i32::try_from(self.config.grace_period.as_secs()).unwrap_or(i32::MAX);
+        let acted = match &self.config.action {
+            DockerAction::Stop => self.api.call(client.stop_container(
+                id,
+                Some(StopContainerOptions {
+                    t: Some(grace),
+                    signal: None,
+                }),
+            )),
+            DockerAction::Kill { signal } => self.api.call(client.kill_container(
+                id,
+                Some(KillContainerOptions {
+                    signal: signal.clone(),
+                }),
+            )),
+            DockerAction::Restart => self.api.call(client.restart_container(
+                id,
+                Some(RestartContainerOptions {
+                    t: Some(grace),
+                    signal: None,
+                }),
+            )),
+            // Paused above, through the drill's fault path.
+            DockerAction::Pause { .. } => Ok(()),
+        };
+        match acted {
+            Ok(()) => {}
+            // Gone, already stopped (304), or not running any more (409): it died first.
+            Err(e) if matches!(status(&e), Some(404 | 304 | 409)) => {
+                return Ok(KillOutcome::AlreadyGone);
+            }
+            Err(e) => {
+                return Err(ProviderError::action(
+                    &self.name,
+                    instance,
+                    format!(
+                        "{} failed: {}",
+                        self.config.action.as_str(),
+                        connection_error(&self.host, &e)
+                    ),
+                ));
+            }
+        }
+        self.verify(&client, instance, &before, started)
+    }
+}
+
+impl DockerProvider {
+    /// The container `instance` names, inspected, if it still runs and may be touched:
+    /// `Ok(None)` when it is gone or stopped; refused when it is Simian's own container or no
+    /// longer carries the app (or the selector).
+    fn checked(&self, client: &Docker, instance: &Instance) -> Result<Option<Seen>, ProviderError> {
+        let id = instance.id.as_str();
         if self.own_container.as_deref() == Some(id) {
             return Err(ProviderError::refused(
                 &self.name,
@@ -519,18 +698,15 @@ impl Provider for DockerProvider {
                 "it is the container Simian runs in",
             ));
         }
-        let client = self
-            .client()
-            .map_err(|e| ProviderError::action(&self.name, instance, e))?;
         let unreachable = |e: bollard::errors::Error| {
             self.api.forget();
             ProviderError::action(&self.name, instance, connection_error(&self.host, &e))
         };
-        let Some(before) = self.inspect(&client, id).map_err(unreachable)? else {
-            return Ok(KillOutcome::AlreadyGone);
+        let Some(before) = self.inspect(client, id).map_err(unreachable)? else {
+            return Ok(None);
         };
         if !before.running {
-            return Ok(KillOutcome::AlreadyGone);
+            return Ok(None);
         }
         match instance_from_labels(id, &before.labels, &self.config.selector) {
             Ok(Some(now)) if now.app == instance.app => {}
@@ -564,68 +740,280 @@ impl Provider for DockerProvider {
                 ));
             }
         }
+        Ok(Some(before))
+    }
+
+    /// Freezes the container and verifies it is paused.
+    fn pause(
+        &self,
+        client: &Docker,
+        instance: &Instance,
+        before: &Seen,
+    ) -> Result<FaultOutcome, ProviderError> {
+        let id = instance.id.as_str();
         if before.paused {
-            return match self.config.action {
-                // Paused already: an earlier attempt of this same kill (resumed after a crash)
-                // made the fault, and its lease undoes it.
-                DockerAction::Pause { .. } => Ok(KillOutcome::Paused {
-                    detail: "already paused (by an earlier attempt of this kill)".into(),
-                }),
-                _ => Err(ProviderError::refused(
-                    &self.name,
-                    instance,
-                    "it is paused: unpause it first (a pause may be under way)",
-                )),
-            };
+            // An earlier attempt of this same fault (resumed after a crash) made it.
+            return Ok(FaultOutcome::Made {
+                detail: "already paused (by an earlier attempt)".into(),
+            });
         }
         let started = Instant::now();
-        let grace = i32::try_from(self.config.grace_period.as_secs()).unwrap_or(i32::MAX);
-        let acted = match &self.config.action {
-            DockerAction::Stop => self.api.call(client.stop_container(
-                id,
-                Some(StopContainerOptions {
-                    t: Some(grace),
-                    signal: None,
-                }),
-            )),
-            DockerAction::Kill { signal } => self.api.call(client.kill_container(
-                id,
-                Some(KillContainerOptions {
-                    signal: signal.clone(),
-                }),
-            )),
-            DockerAction::Restart => self.api.call(client.restart_container(
-                id,
-                Some(RestartContainerOptions {
-                    t: Some(grace),
-                    signal: None,
-                }),
-            )),
-            DockerAction::Pause { .. } => self.api.call(client.pause_container(id)),
-        };
-        match acted {
+        match self.api.call(client.pause_container(id)) {
             Ok(()) => {}
-            // Gone, already stopped (304), or not running any more (409): it died first.
-            Err(e) if matches!(status(&e), Some(404 | 304 | 409)) => {
-                return Ok(KillOutcome::AlreadyGone);
+            Err(e) if matches!(status(&e), Some(404 | 409)) => {
+                return Ok(FaultOutcome::AlreadyGone);
             }
             Err(e) => {
                 return Err(ProviderError::action(
                     &self.name,
                     instance,
-                    format!(
-                        "{} failed: {}",
-                        self.config.action.as_str(),
-                        connection_error(&self.host, &e)
-                    ),
+                    format!("pause failed: {}", connection_error(&self.host, &e)),
                 ));
             }
         }
-        self.verify(&client, instance, &before, started)
+        self.verify_fault(client, instance, started, "pause", |seen| seen.paused)
     }
-}
 
-impl DockerProvider {
+    /// Disconnects the container from every network the lease's memo lists, and verifies it.
+    fn isolate(
+        &self,
+        client: &Docker,
+        instance: &Instance,
+        lease: &Lease,
+    ) -> Result<FaultOutcome, ProviderError> {
+        let id = instance.id.as_str();
+        let attachments =
+            memo_attachments(lease).map_err(|e| ProviderError::action(&self.name, instance, e))?;
+        let started = Instant::now();
+        for a in &attachments {
+            let request = NetworkDisconnectRequest {
+                container: id.to_string(),
+                force: Some(true),
+            };
+            match self
+                .api
+                .call(client.disconnect_network(&a.network, request))
+            {
+                Ok(()) => {}
+                // Not attached any more (an earlier attempt), or the network is gone.
+                Err(e) if matches!(status(&e), Some(404 | 409)) => {}
+                Err(e) if status(&e) == Some(500) && e.to_string().contains("not connected") => {}
+                Err(e) => {
+                    return Err(ProviderError::action(
+                        &self.name,
+                        instance,
+                        format!(
+                            "disconnecting from network {} failed: {}",
+                            a.network,
+                            connection_error(&self.host, &e)
+                        ),
+                    ));
+                }
+            }
+        }
+        let names: Vec<&str> = attachments.iter().map(|a| a.network.as_str()).collect();
+        self.verify_fault(client, instance, started, "isolate", |seen| {
+            names.iter().all(|n| !seen.networks.contains_key(*n))
+        })
+        .map(|outcome| match outcome {
+            FaultOutcome::Made { detail } => FaultOutcome::Made {
+                detail: format!("disconnected from {}; {detail}", names.join(", ")),
+            },
+            gone => gone,
+        })
+    }
+
+    /// Inspects the container until `done` holds, or the kill timeout passes.
+    fn verify_fault(
+        &self,
+        client: &Docker,
+        instance: &Instance,
+        started: Instant,
+        action: &str,
+        done: impl Fn(&Seen) -> bool,
+    ) -> Result<FaultOutcome, ProviderError> {
+        let deadline = Instant::now() + self.config.kill_timeout;
+        loop {
+            let seen = self.inspect(client, instance.id.as_str()).map_err(|e| {
+                ProviderError::action(
+                    &self.name,
+                    instance,
+                    format!("{action} done, but verifying it failed: {e}"),
+                )
+            })?;
+            match seen {
+                None => return Ok(FaultOutcome::AlreadyGone),
+                Some(now) if done(&now) => {
+                    return Ok(FaultOutcome::Made {
+                        detail: format!("verified after {} ms", started.elapsed().as_millis()),
+                    });
+                }
+                Some(_) if Instant::now() >= deadline => {
+                    return Err(ProviderError::action(
+                        &self.name,
+                        instance,
+                        format!(
+                            "{action} sent, but it does not show {} ms later",
+                            started.elapsed().as_millis()
+                        ),
+                    ));
+                }
+                Some(_) => std::thread::sleep(Duration::from_millis(20)),
+            }
+        }
+    }
+
+    /// Reconnects the container to every network of the lease's memo it is not attached to,
+    /// asking for the address it had, and verifies it.
+    fn reconnect(&self, client: &Docker, lease: &Lease) -> Result<String, ProviderError> {
+        let id = lease.instance_id.as_str();
+        let failed = |message: String| ProviderError::Action {
+            provider: self.name.clone(),
+            instance_id: id.to_string(),
+            message,
+        };
+        let attachments = memo_attachments(lease).map_err(failed)?;
+        let unreachable = |e: bollard::errors::Error| {
+            self.api.forget();
+            failed(connection_error(&self.host, &e))
+        };
+        let Some(now) = self.inspect(client, id).map_err(unreachable)? else {
+            return Ok("nothing to undo: the container is gone".into());
+        };
+        let mut notes = Vec::new();
+        for a in attachments
+            .iter()
+            .filter(|a| !now.networks.contains_key(&a.network))
+        {
+            let connect = |with_address: bool| {
+                self.api.call(client.connect_network(
+                    &a.network,
+                    NetworkConnectRequest {
+                        container: id.to_string(),
+                        endpoint_config: Some(a.endpoint(with_address)),
+                    },
+                ))
+            };
+            match connect(!a.ipv4_address.is_empty() || !a.ipv6_address.is_empty()) {
+                Ok(()) => {}
+                // A network whose addresses its IPAM alone hands out (no configured subnet,
+                // or the default bridge): reconnect and let it choose.
+                Err(e)
+                    if !a.static_address
+                        && status(&e).is_some_and(|s| s == 400 || s == 403 || s == 500) =>
+                {
+                    connect(false).map_err(|e| {
+                        failed(format!(
+                            "reconnecting to network {} failed: {}",
+                            a.network,
+                            connection_error(&self.host, &e)
+                        ))
+                    })?;
+                    notes.push(format!("{}: the network chose the address", a.network));
+                }
+                Err(e) if status(&e) == Some(404) && e.to_string().contains("network") => {
+                    notes.push(format!("{}: the network no longer exists", a.network));
+                }
+                Err(e) if status(&e) == Some(404) => {
+                    return Ok("nothing to undo: the container is gone".into());
+                }
+                Err(e) => {
+                    return Err(failed(format!(
+                        "reconnecting to network {} failed: {}",
+                        a.network,
+                        connection_error(&self.host, &e)
+                    )));
+                }
+            }
+        }
+        let deadline = Instant::now() + self.config.kill_timeout;
+        loop {
+            let Some(seen) = self.inspect(client, id).map_err(unreachable)? else {
+                return Ok("reconnected; the container is gone since".into());
+            };
+            let missing: Vec<&str> = attachments
+                .iter()
+                .filter(|a| !seen.networks.contains_key(&a.network))
+                .filter(|a| {
+                    !notes
+                        .iter()
+                        .any(|n| n.starts_with(&format!("{}: the network no longer", a.network)))
+                })
+                .map(|a| a.network.as_str())
+                .collect();
+            if missing.is_empty() {
+                let held = jiff::Timestamp::now().duration_since(lease.created_at);
+                let names: Vec<&str> = attachments.iter().map(|a| a.network.as_str()).collect();
+                let mut detail = format!(
+                    "reconnected to {} (verified) after {:.1} s isolated",
+                    names.join(", "),
+                    held.as_secs_f64()
+                );
+                if !notes.is_empty() {
+                    detail.push_str(&format!(" ({})", notes.join("; ")));
+                }
+                return Ok(detail);
+            }
+            if Instant::now() >= deadline {
+                return Err(failed(format!(
+                    "reconnected, but not attached to {} yet",
+                    missing.join(", ")
+                )));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Unpauses the container and verifies it runs.
+    fn unpause(&self, client: &Docker, lease: &Lease) -> Result<String, ProviderError> {
+        let id = lease.instance_id.as_str();
+        let failed = |message: String| ProviderError::Action {
+            provider: self.name.clone(),
+            instance_id: id.to_string(),
+            message,
+        };
+        let unreachable = |e: bollard::errors::Error| {
+            self.api.forget();
+            failed(connection_error(&self.host, &e))
+        };
+        match self.inspect(client, id).map_err(unreachable)? {
+            None => return Ok("nothing to undo: the container is gone".into()),
+            Some(seen) if !seen.paused => {
+                return Ok("nothing to undo: the container is not paused".into());
+            }
+            Some(_) => {}
+        }
+        match self.api.call(client.unpause_container(id)) {
+            Ok(()) => {}
+            Err(e) if matches!(status(&e), Some(404 | 409)) => {}
+            Err(e) => {
+                return Err(failed(format!(
+                    "unpause failed: {}",
+                    connection_error(&self.host, &e)
+                )));
+            }
+        }
+        let deadline = Instant::now() + self.config.kill_timeout;
+        loop {
+            match self.inspect(client, id).map_err(unreachable)? {
+                None => return Ok("unpaused; the container is gone since".into()),
+                Some(seen) if !seen.paused => {
+                    let held = jiff::Timestamp::now().duration_since(lease.created_at);
+                    return Ok(format!(
+                        "unpaused (verified) after {:.1} s paused",
+                        held.as_secs_f64()
+                    ));
+                }
+                Some(_) if Instant::now() >= deadline => {
+                    return Err(failed(
+                        "unpause sent, but the container is still paused".into(),
+                    ));
+                }
+                Some(_) => std::thread::sleep(Duration::from_millis(50)),
+            }
+        }
+    }
+
     /// Inspects the container until the action's outcome shows, or the kill timeout passes.
     fn verify(
         &self,
@@ -647,19 +1035,6 @@ impl DockerProvider {
             })?;
             let elapsed = started.elapsed().as_millis();
             match (&self.config.action, seen) {
-                (DockerAction::Pause { pause_for }, Some(now)) if now.paused => {
-                    return Ok(KillOutcome::Paused {
-                        detail: format!("paused (verified after {elapsed} ms) for {:?}", pause_for),
-                    });
-                }
-                (DockerAction::Pause { .. }, None) => {
-                    return Err(ProviderError::action(
-                        &self.name,
-                        instance,
-                        "paused, then removed",
-                    ));
-                }
-                (DockerAction::Pause { .. }, Some(_)) => {}
                 (DockerAction::Restart, Some(now))
                     if now.running && now.started_at != before.started_at =>
                 {

@@ -10,13 +10,17 @@
 //! death. It never touches pid 1, this process or any of its ancestors, and it re-reads the
 //! target's environment first: only a process that still carries the same `SIMIAN_APP` (and
 //! matches the selector) can be killed.
+//!
+//! A drill's `pause` stops the process with SIGSTOP and resumes it with SIGCONT, each verified
+//! in `/proc/PID/stat`; the resume goes only to the process that was stopped (same pid, same
+//! start time), never to a recycled pid.
 
 use std::collections::BTreeMap;
 use std::fs;
 use std::time::{Duration, Instant};
 
 use rustix::process::{Pid, Signal, getpid, kill_process};
-use simian_core::{Instance, KillOutcome, Provider, ProviderError};
+use simian_core::{FaultKind, FaultOutcome, Instance, KillOutcome, Lease, Provider, ProviderError};
 
 /// Environment variable names.
 pub mod env {
@@ -161,41 +165,105 @@ impl Provider for ProcessProvider {
         Ok(out)
     }
 
+    fn faults(&self) -> &'static [FaultKind] {
+        &[FaultKind::Pause]
+    }
+
+    fn make_fault(
+        &self,
+        instance: &Instance,
+        lease: &Lease,
+    ) -> Result<FaultOutcome, ProviderError> {
+        if lease.kind != FaultKind::Pause {
+            return Err(self.refuse(
+                instance,
+                format!("a process provider cannot {} a process", lease.kind),
+            ));
+        }
+        let Some((target, pid, start)) = self.target(instance)? else {
+            return Ok(FaultOutcome::AlreadyGone);
+        };
+        let started = Instant::now();
+        match kill_process(target, Signal::STOP) {
+            Ok(()) => {}
+            Err(rustix::io::Errno::SRCH) => return Ok(FaultOutcome::AlreadyGone),
+            Err(e) => {
+                return Err(ProviderError::action(
+                    &self.name,
+                    instance,
+                    format!("sending SIGSTOP failed: {e}"),
+                ));
+            }
+        }
+        match wait_for_stop(pid, start, true, self.config.kill_timeout) {
+            Some(true) => Ok(FaultOutcome::Made {
+                detail: format!(
+                    "SIGSTOP; stopped (verified) after {} ms",
+                    started.elapsed().as_millis()
+                ),
+            }),
+            None => Ok(FaultOutcome::AlreadyGone),
+            Some(false) => Err(ProviderError::action(
+                &self.name,
+                instance,
+                format!(
+                    "SIGSTOP sent, but the process is not stopped {} ms later",
+                    self.config.kill_timeout.as_millis()
+                ),
+            )),
+        }
+    }
+
+    fn undo(&self, lease: &Lease) -> Result<String, ProviderError> {
+        let failed = |message: String| ProviderError::Action {
+            provider: self.name.clone(),
+            instance_id: lease.instance_id.clone(),
+            message,
+        };
+        let Some((pid, start)) = parse_id(&lease.instance_id) else {
+            return Err(failed(
+                "not a process instance id (expected PID@START)".into(),
+            ));
+        };
+        match Stat::read(pid) {
+            Some(s) if s.start_ticks == start && !s.is_dead() => {
+                if !s.is_stopped() {
+                    return Ok("nothing to undo: the process is not stopped".into());
+                }
+            }
+            _ => return Ok("nothing to undo: the process is gone".into()),
+        }
+        let target = Pid::from_raw(pid).ok_or_else(|| failed("invalid pid".into()))?;
+        match kill_process(target, Signal::CONT) {
+            Ok(()) => {}
+            Err(rustix::io::Errno::SRCH) => {
+                return Ok("nothing to undo: the process is gone".into());
+            }
+            Err(e) => return Err(failed(format!("sending SIGCONT failed: {e}"))),
+        }
+        match wait_for_stop(pid, start, false, self.config.kill_timeout) {
+            Some(true) => {
+                let held = jiff::Timestamp::now().duration_since(lease.created_at);
+                Ok(format!(
+                    "SIGCONT; running (verified) after {:.1} s stopped",
+                    held.as_secs_f64()
+                ))
+            }
+            None => Ok("SIGCONT; the process is gone since".into()),
+            Some(false) => Err(failed(
+                "SIGCONT sent, but the process is still stopped".into(),
+            )),
+        }
+    }
+
     fn terminate(
         &self,
         instance: &Instance,
         _termination: i64,
     ) -> Result<KillOutcome, ProviderError> {
-        let (pid, start) = parse_id(&instance.id).ok_or_else(|| {
-            self.refuse(instance, "not a process instance id (expected PID@START)")
-        })?;
-        if pid <= 1 {
-            return Err(self.refuse(instance, "pid 1 and below are never terminated"));
-        }
-        if protected_pids().contains(&pid) {
-            return Err(self.refuse(
-                instance,
-                "it is this simian process or one of its ancestors",
-            ));
-        }
-        match Stat::read(pid) {
-            Some(stat) if stat.start_ticks == start && !stat.is_dead() => {}
-            _ => return Ok(KillOutcome::AlreadyGone),
-        }
-        match self.read(pid, &[]) {
-            Some(now) if now.app == instance.app => {}
-            _ => {
-                return Err(self.refuse(
-                    instance,
-                    format!(
-                        "the process no longer carries {}={} (or no longer matches the selector)",
-                        env::APP,
-                        instance.app
-                    ),
-                ));
-            }
-        }
-        let target = Pid::from_raw(pid).ok_or_else(|| self.refuse(instance, "invalid pid"))?;
+        let Some((target, pid, start)) = self.target(instance)? else {
+            return Ok(KillOutcome::AlreadyGone);
+        };
         let started = Instant::now();
         let signal_error = |sig: &str, e: rustix::io::Errno| ProviderError::Action {
             provider: self.name.clone(),
@@ -233,6 +301,65 @@ impl Provider for ProcessProvider {
                 self.config.kill_timeout.as_millis()
             ),
         })
+    }
+}
+
+impl ProcessProvider {
+    /// The process `instance` names, if it still runs and may be touched: `Ok(None)` when it
+    /// is gone (or its pid now belongs to another process); refused for pid 1, this process and
+    /// its ancestors, and a process that no longer carries the app (or the selector).
+    fn target(&self, instance: &Instance) -> Result<Option<(Pid, i32, u64)>, ProviderError> {
+        let (pid, start) = parse_id(&instance.id).ok_or_else(|| {
+            self.refuse(instance, "not a process instance id (expected PID@START)")
+        })?;
+        if pid <= 1 {
+            return Err(self.refuse(instance, "pid 1 and below are never touched"));
+        }
+        if protected_pids().contains(&pid) {
+            return Err(self.refuse(
+                instance,
+                "it is this simian process or one of its ancestors",
+            ));
+        }
+        match Stat::read(pid) {
+            Some(stat) if stat.start_ticks == start && !stat.is_dead() => {}
+            _ => return Ok(None),
+        }
+        match self.read(pid, &[]) {
+            Some(now) if now.app == instance.app => {}
+            _ => {
+                return Err(self.refuse(
+                    instance,
+                    format!(
+                        "the process no longer carries {}={} (or no longer matches the selector)",
+                        env::APP,
+                        instance.app
+                    ),
+                ));
+            }
+        }
+        let target = Pid::from_raw(pid).ok_or_else(|| self.refuse(instance, "invalid pid"))?;
+        Ok(Some((target, pid, start)))
+    }
+}
+
+/// Waits until the process `pid` (started at `start`) is stopped (`want_stopped`) or running
+/// again; `Some(true)` when it is, `Some(false)` on timeout, `None` when it is gone.
+fn wait_for_stop(pid: i32, start: u64, want_stopped: bool, limit: Duration) -> Option<bool> {
+    let deadline = Instant::now() + limit;
+    loop {
+        match Stat::read(pid) {
+            Some(s) if s.start_ticks == start && !s.is_dead() => {
+                if s.is_stopped() == want_stopped {
+                    return Some(true);
+                }
+            }
+            _ => return None,
+        }
+        if Instant::now() >= deadline {
+            return Some(false);
+        }
+        std::thread::sleep(Duration::from_millis(2));
     }
 }
 
@@ -314,6 +441,11 @@ impl Stat {
 
     fn is_dead(&self) -> bool {
         matches!(self.state, b'Z' | b'X' | b'x')
+    }
+
+    /// Stopped by a signal (`T`) or under a tracer (`t`).
+    fn is_stopped(&self) -> bool {
+        matches!(self.state, b'T' | b't')
     }
 }
 

@@ -16,6 +16,7 @@ use crate::redact;
 const MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("../migrations/postgres/0001_initial.sql")),
     (2, include_str!("../migrations/postgres/0002_leases.sql")),
+    (3, include_str!("../migrations/postgres/0003_drills.sql")),
 ];
 
 /// The advisory lock key of Simian's store-wide write lock ("SIMIAN" in ASCII).

@@ -5,9 +5,9 @@ use std::collections::{HashMap, HashSet};
 use jiff::Timestamp;
 use jiff::civil::Date;
 use simian_core::{
-    Check, Claim, ClaimResult, Draws, EntryStatus, FaultKind, Group, HistoryFilter, Instance,
-    Lease, NewLease, NewSchedule, Origin, Refusal, Schedule, ScheduleEntry, Store, StoreError,
-    Termination, TerminationState,
+    Check, Claim, ClaimResult, Draws, Drill, DrillEnding, DrillKind, DrillMode, EntryStatus,
+    FaultKind, Group, HistoryFilter, Instance, Lease, NewDrill, NewLease, NewSchedule, Origin,
+    Refusal, Schedule, ScheduleEntry, Store, StoreError, Termination, TerminationState,
 };
 
 use crate::backend::{Backend, Row, Tx, Value};
@@ -112,7 +112,7 @@ fn entry(row: &Row) -> Result<ScheduleEntry, StoreError> {
 }
 
 const TERMINATION_COLUMNS: &str = "id, schedule_entry, recorded_at_ms, finished_at_ms, instance_id, app, account, \
-     region, zone, stack, cluster, provider, dry_run, state, detail, origin";
+     region, zone, stack, cluster, provider, dry_run, state, detail, origin, drill_id";
 
 fn termination(row: &Row) -> Result<Termination, StoreError> {
     Ok(Termination {
@@ -135,10 +135,11 @@ fn termination(row: &Row) -> Result<Termination, StoreError> {
         state: parse::<TerminationState>(row.text(13, "state")?, "state")?,
         detail: row.text(14, "detail")?,
         origin: parse::<Origin>(row.text(15, "origin")?, "origin")?,
+        drill: row.opt_int(16, "termination drill")?,
     })
 }
 
-const LEASE_COLUMNS: &str = "id, termination_id, provider, instance_id, kind, deadline_ms, created_at_ms, ended_at_ms, ending";
+const LEASE_COLUMNS: &str = "id, termination_id, provider, instance_id, kind, deadline_ms, created_at_ms, ended_at_ms, ending, drill_id, memo, undo_at_ms";
 
 fn lease(row: &Row) -> Result<Lease, StoreError> {
     Ok(Lease {
@@ -154,7 +155,114 @@ fn lease(row: &Row) -> Result<Lease, StoreError> {
             .map(|v| timestamp(v, "lease ended_at"))
             .transpose()?,
         ending: row.opt_text(8, "lease ending")?,
+        drill: row.opt_int(9, "lease drill")?,
+        memo: row.opt_text(10, "lease memo")?,
+        undo_at: row
+            .opt_int(11, "lease undo_at")?
+            .map(|v| timestamp(v, "lease undo_at"))
+            .transpose()?,
     })
+}
+
+const DRILL_COLUMNS: &str = "id, kind, target, mode, dry_run, options, plan, zones, started_at_ms, deadline_ms, ended_at_ms, ending, detail, report";
+
+fn drill(row: &Row) -> Result<Drill, StoreError> {
+    Ok(Drill {
+        id: row.int(0, "drill id")?,
+        kind: parse::<DrillKind>(row.text(1, "drill kind")?, "drill kind")?,
+        target: row.text(2, "drill target")?,
+        mode: parse::<DrillMode>(row.text(3, "drill mode")?, "drill mode")?,
+        dry_run: row.bool(4, "drill dry_run")?,
+        options: row.text(5, "drill options")?,
+        plan: row.text(6, "drill plan")?,
+        zones: row
+            .text(7, "drill zones")?
+            .split(',')
+            .filter(|z| !z.is_empty())
+            .map(str::to_string)
+            .collect(),
+        started_at: timestamp(row.int(8, "drill started_at")?, "drill started_at")?,
+        deadline: timestamp(row.int(9, "drill deadline")?, "drill deadline")?,
+        ended_at: row
+            .opt_int(10, "drill ended_at")?
+            .map(|v| timestamp(v, "drill ended_at"))
+            .transpose()?,
+        ending: row
+            .opt_text(11, "drill ending")?
+            .map(|v| parse::<DrillEnding>(v, "drill ending"))
+            .transpose()?,
+        detail: row.opt_text(12, "drill detail")?,
+        report: row.opt_text(13, "drill report")?,
+    })
+}
+
+fn insert_lease(tx: &mut dyn Tx, l: &NewLease) -> Result<Lease, StoreError> {
+    let rows = tx.query(
+        &format!(
+            "INSERT INTO leases (termination_id, provider, instance_id, kind, deadline_ms, created_at_ms, drill_id, memo) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING {LEASE_COLUMNS}"
+        ),
+        &[
+            Value::Int(l.termination),
+            text(&l.provider),
+            text(&l.instance_id),
+            text(l.kind.as_str()),
+            ms(l.deadline),
+            ms(l.created_at),
+            Value::Int(l.drill),
+            opt_text(&l.memo),
+        ],
+    )?;
+    rows.first().map(lease).unwrap_or(Err(StoreError::Corrupt {
+        what: "lease",
+        value: "none returned".into(),
+    }))
+}
+
+fn insert_termination(tx: &mut dyn Tx, t: &NewTermination<'_>) -> Result<Termination, StoreError> {
+    let i = t.instance;
+    let rows = tx.query(
+        &format!(
+            "INSERT INTO terminations ({}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) RETURNING {TERMINATION_COLUMNS}",
+            &TERMINATION_COLUMNS["id, ".len()..]
+        ),
+        &[
+            Value::Int(t.schedule_entry),
+            ms(t.at),
+            if t.dry_run { ms(t.at) } else { Value::Int(None) },
+            text(&i.id),
+            text(&i.app),
+            text(&i.account),
+            text(&i.region),
+            text(&i.zone),
+            text(&i.stack),
+            text(&i.cluster),
+            text(t.provider),
+            Value::Bool(t.dry_run),
+            text(t.state.as_str()),
+            text(t.detail),
+            text(t.origin.as_str()),
+            Value::Int(t.drill),
+        ],
+    )?;
+    let row = rows.first().ok_or(StoreError::Corrupt {
+        what: "termination",
+        value: "none returned".into(),
+    })?;
+    termination(row)
+}
+
+/// The fields of a termination row about to be written.
+struct NewTermination<'a> {
+    instance: &'a Instance,
+    provider: &'a str,
+    schedule_entry: Option<i64>,
+    at: Timestamp,
+    dry_run: bool,
+    state: TerminationState,
+    detail: &'a str,
+    origin: Origin,
+    drill: Option<i64>,
 }
 
 const REFUSAL_COLUMNS: &str = "id, at_ms, app, account, region, stack, cluster, instance_id, check_name, reason, dry_run, schedule_entry, origin";
@@ -514,31 +622,18 @@ impl<B: Backend> Store for SqlStore<B> {
             }
             let state = if claim.dry_run { TerminationState::DryRun } else { TerminationState::Recorded };
             let detail = if claim.dry_run { "dry run: recorded, nothing was done" } else { "" };
-            let rows = tx.query(
-                &format!(
-                    "INSERT INTO terminations ({}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) RETURNING {TERMINATION_COLUMNS}",
-                    &TERMINATION_COLUMNS["id, ".len()..]
-                ),
-                &[
-                    Value::Int(claim.schedule_entry),
-                    ms(claim.at),
-                    if claim.dry_run { ms(claim.at) } else { Value::Int(None) },
-                    text(&i.id),
-                    text(&i.app),
-                    text(&i.account),
-                    text(&i.region),
-                    text(&i.zone),
-                    text(&i.stack),
-                    text(&i.cluster),
-                    text(&claim.provider),
-                    Value::Bool(claim.dry_run),
-                    text(state.as_str()),
-                    text(detail),
-                    text(claim.origin.as_str()),
-                ],
-            )?;
-            let row = rows.first().ok_or(StoreError::Corrupt { what: "termination", value: "none returned".into() })?;
-            Ok(ClaimResult::Recorded(termination(row)?))
+            let recorded = insert_termination(tx, &NewTermination {
+                instance: i,
+                provider: &claim.provider,
+                schedule_entry: claim.schedule_entry,
+                at: claim.at,
+                dry_run: claim.dry_run,
+                state,
+                detail,
+                origin: claim.origin,
+                drill: None,
+            })?;
+            Ok(ClaimResult::Recorded(recorded))
         })
     }
 
@@ -612,35 +707,181 @@ impl<B: Backend> Store for SqlStore<B> {
     }
 
     fn open_lease(&self, l: &NewLease) -> Result<Lease, StoreError> {
-        self.backend.transaction(false, &mut |tx| {
-            let rows = tx.query(
-                &format!(
-                    "INSERT INTO leases ({}) VALUES ($1, $2, $3, $4, $5, $6, NULL, NULL) RETURNING {LEASE_COLUMNS}",
-                    &LEASE_COLUMNS["id, ".len()..]
-                ),
-                &[
-                    Value::Int(l.termination),
-                    text(&l.provider),
-                    text(&l.instance_id),
-                    text(l.kind.as_str()),
-                    ms(l.deadline),
-                    ms(l.created_at),
-                ],
-            )?;
-            rows.first().map(lease).unwrap_or(Err(StoreError::Corrupt {
-                what: "lease",
-                value: "none returned".into(),
-            }))
-        })
+        self.backend
+            .transaction(false, &mut |tx| insert_lease(tx, l))
     }
 
     fn end_lease(&self, id: i64, at: Timestamp, ending: &str) -> Result<bool, StoreError> {
+        Ok(self.end_leases(&[(id, ending.to_string())], at)? == 1)
+    }
+
+    fn end_leases(&self, endings: &[(i64, String)], at: Timestamp) -> Result<usize, StoreError> {
+        self.backend.transaction(false, &mut |tx| {
+            let mut ended = 0;
+            for (id, ending) in endings {
+                ended += tx.execute(
+                    "UPDATE leases SET ended_at_ms = $1, ending = $2 WHERE id = $3 AND ended_at_ms IS NULL",
+                    &[ms(at), text(ending), int(*id)],
+                )?;
+            }
+            Ok(ended as usize)
+        })
+    }
+
+    fn record_leases(&self, leases: &[NewLease]) -> Result<Vec<Lease>, StoreError> {
+        self.backend.transaction(false, &mut |tx| {
+            leases.iter().map(|l| insert_lease(tx, l)).collect()
+        })
+    }
+
+    fn begin_undo(&self, ids: &[i64], at: Timestamp) -> Result<(), StoreError> {
+        self.backend.transaction(false, &mut |tx| {
+            for id in ids {
+                tx.execute(
+                    "UPDATE leases SET undo_at_ms = $1 WHERE id = $2 AND ended_at_ms IS NULL AND undo_at_ms IS NULL",
+                    &[ms(at), int(*id)],
+                )?;
+            }
+            Ok(())
+        })
+    }
+
+    fn begin_drill(&self, d: &NewDrill) -> Result<Result<Drill, Drill>, StoreError> {
+        self.backend.transaction(true, &mut |tx| {
+            let running = tx
+                .query(
+                    &format!("SELECT {DRILL_COLUMNS} FROM drills WHERE ended_at_ms IS NULL ORDER BY id"),
+                    &[],
+                )?
+                .iter()
+                .map(drill)
+                .collect::<Result<Vec<_>, _>>()?;
+            if let Some(other) = running.into_iter().find(|r| r.overlaps(&d.zones)) {
+                return Ok(Err(other));
+            }
+            let rows = tx.query(
+                &format!(
+                    "INSERT INTO drills (kind, target, mode, dry_run, options, plan, zones, started_at_ms, deadline_ms) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING {DRILL_COLUMNS}"
+                ),
+                &[
+                    text(d.kind.as_str()),
+                    text(&d.target),
+                    text(d.mode.as_str()),
+                    Value::Bool(d.dry_run),
+                    text(&d.options),
+                    text(&d.plan),
+                    text(&d.zones.join(",")),
+                    ms(d.started_at),
+                    ms(d.deadline),
+                ],
+            )?;
+            rows.first().map(drill).unwrap_or(Err(StoreError::Corrupt {
+                what: "drill",
+                value: "none returned".into(),
+            })).map(Ok)
+        })
+    }
+
+    fn drill(&self, id: i64) -> Result<Option<Drill>, StoreError> {
+        self.backend.transaction(false, &mut |tx| {
+            tx.query(
+                &format!("SELECT {DRILL_COLUMNS} FROM drills WHERE id = $1"),
+                &[int(id)],
+            )?
+            .first()
+            .map(drill)
+            .transpose()
+        })
+    }
+
+    fn drills(&self, filter: &HistoryFilter) -> Result<Vec<Drill>, StoreError> {
+        let mut sql = format!("SELECT {DRILL_COLUMNS} FROM drills WHERE 1 = 1");
+        let mut params = Vec::new();
+        if let Some(since) = filter.since {
+            params.push(ms(since));
+            sql.push_str(&format!(" AND started_at_ms >= ${}", params.len()));
+        }
+        sql.push_str(" ORDER BY started_at_ms DESC, id DESC");
+        if let Some(limit) = filter.limit {
+            params.push(int(limit as i64));
+            sql.push_str(&format!(" LIMIT ${}", params.len()));
+        }
+        let rows = self.backend.transaction(false, &mut |tx| {
+            tx.query(&sql, &params)?.iter().map(drill).collect()
+        })?;
+        Ok(newest_last(rows, true))
+    }
+
+    fn end_drill(
+        &self,
+        id: i64,
+        at: Timestamp,
+        ending: DrillEnding,
+        detail: &str,
+        report: Option<&str>,
+    ) -> Result<bool, StoreError> {
         self.backend.transaction(false, &mut |tx| {
             let changed = tx.execute(
-                "UPDATE leases SET ended_at_ms = $1, ending = $2 WHERE id = $3 AND ended_at_ms IS NULL",
-                &[ms(at), text(ending), int(id)],
+                "UPDATE drills SET ended_at_ms = $1, ending = $2, detail = $3, report = $4 WHERE id = $5 AND ended_at_ms IS NULL",
+                &[ms(at), text(ending.as_str()), text(detail), Value::Text(report.map(str::to_string)), int(id)],
             )?;
             Ok(changed == 1)
+        })
+    }
+
+    fn record_drill_terminations(
+        &self,
+        d: &Drill,
+        victims: &[(&str, &Instance)],
+        at: Timestamp,
+    ) -> Result<Vec<Termination>, StoreError> {
+        self.backend.transaction(false, &mut |tx| {
+            victims
+                .iter()
+                .map(|(provider, instance)| {
+                    insert_termination(
+                        tx,
+                        &NewTermination {
+                            instance,
+                            provider,
+                            schedule_entry: None,
+                            at,
+                            dry_run: false,
+                            state: TerminationState::Recorded,
+                            detail: "",
+                            origin: d.kind.origin(),
+                            drill: Some(d.id),
+                        },
+                    )
+                })
+                .collect()
+        })
+    }
+
+    fn drill_leases(&self, drill: i64) -> Result<Vec<Lease>, StoreError> {
+        self.backend.transaction(false, &mut |tx| {
+            tx.query(
+                &format!("SELECT {LEASE_COLUMNS} FROM leases WHERE drill_id = $1 ORDER BY id"),
+                &[int(drill)],
+            )?
+            .iter()
+            .map(lease)
+            .collect()
+        })
+    }
+
+    fn drill_terminations(&self, drill: i64) -> Result<Vec<Termination>, StoreError> {
+        self.backend.transaction(false, &mut |tx| {
+            tx.query(
+                &format!(
+                    "SELECT {TERMINATION_COLUMNS} FROM terminations WHERE drill_id = $1 ORDER BY id"
+                ),
+                &[int(drill)],
+            )?
+            .iter()
+            .map(termination)
+            .collect()
         })
     }
 

@@ -18,6 +18,7 @@ use crate::backend::{Backend, Cell, Row, Tx, Value, query_error};
 const MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("../migrations/sqlite/0001_initial.sql")),
     (2, include_str!("../migrations/sqlite/0002_leases.sql")),
+    (3, include_str!("../migrations/sqlite/0003_drills.sql")),
 ];
 
 /// A SQLite database.

@@ -15,6 +15,8 @@ on_every_store!(
     a_claim_draws_only_among_groups_that_may_lose_an_instance,
     a_lease_is_open_until_ended_once,
     a_kill_the_provider_refused_is_a_refusal_that_blocks_nothing,
+    a_drill_is_refused_while_another_touches_its_zones,
+    a_drill_records_its_faults_and_kills_before_acting,
 );
 
 use std::sync::{Arc, Barrier};
@@ -22,8 +24,9 @@ use std::sync::{Arc, Barrier};
 use jiff::civil::date;
 use jiff::{SignedDuration, Timestamp};
 use simian_core::{
-    Check, Claim, ClaimResult, EntryStatus, FaultKind, Group, Grouping, HistoryFilter, Instance,
-    NewLease, NewSchedule, Origin, PlannedKill, Refusal, Store, TerminationState,
+    Check, Claim, ClaimResult, DrillEnding, DrillKind, DrillMode, EntryStatus, FaultKind, Group,
+    Grouping, HistoryFilter, Instance, NewDrill, NewLease, NewSchedule, Origin, PlannedKill,
+    Refusal, Store, TerminationState,
 };
 
 fn t(s: &str) -> Timestamp {
@@ -415,11 +418,13 @@ fn a_lease_is_open_until_ended_once(db: &common::Db) {
     let at = t("2026-03-02T18:00:00Z");
     let make = |instance: &str, deadline_s: i64| NewLease {
         termination: None,
+        drill: None,
         provider: "containers".into(),
         instance_id: instance.into(),
         kind: FaultKind::Pause,
         deadline: at + SignedDuration::from_secs(deadline_s),
         created_at: at,
+        memo: None,
     };
     let late = store.open_lease(&make("b", 60)).unwrap();
     let soon = store.open_lease(&make("a", 5)).unwrap();
@@ -513,4 +518,149 @@ fn a_kill_the_provider_refused_is_a_refusal_that_blocks_nothing(db: &common::Db)
         Check::MaxKillsPerDay,
         "{name}: the kill that did happen counts"
     );
+}
+
+fn new_drill(kind: DrillKind, target: &str, zones: &[&str], at: Timestamp) -> NewDrill {
+    NewDrill {
+        kind,
+        target: target.into(),
+        mode: DrillMode::Pause,
+        dry_run: false,
+        options: "{}".into(),
+        plan: "{\"apps\":[]}".into(),
+        zones: zones.iter().map(|z| z.to_string()).collect(),
+        started_at: at,
+        deadline: at + SignedDuration::from_secs(60),
+    }
+}
+
+/// Two drills whose zones meet never run together, also when started at the same moment from
+/// two connections; one that ended frees its zones.
+fn a_drill_is_refused_while_another_touches_its_zones(db: &common::Db) {
+    let (name, store) = (db.name, db.store.clone());
+    let at = t("2026-03-02T18:00:00Z");
+    let gorilla = store
+        .begin_drill(&new_drill(DrillKind::Gorilla, "z1", &["z1"], at))
+        .unwrap()
+        .unwrap();
+    assert!(gorilla.is_running(), "{name}");
+    let other_zone = store
+        .begin_drill(&new_drill(DrillKind::Gorilla, "z2", &["z2"], at))
+        .unwrap();
+    assert!(other_zone.is_ok(), "{name}: another zone may go dark too");
+    let reopened = simian_store::open(&db.url, db.dir.path()).unwrap();
+    let kong = reopened
+        .begin_drill(&new_drill(DrillKind::Kong, "r1", &["z0", "z1"], at))
+        .unwrap();
+    assert_eq!(
+        kong.unwrap_err().id,
+        gorilla.id,
+        "{name}: the region holds z1"
+    );
+
+    // Racing on one zone from many connections: exactly one wins.
+    let z9 = |_| {
+        let s = simian_store::open(&db.url, db.dir.path()).unwrap();
+        s.begin_drill(&new_drill(DrillKind::Gorilla, "z9", &["z9"], at))
+            .unwrap()
+            .is_ok()
+    };
+    let won: usize = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..4).map(|n| scope.spawn(move || z9(n))).collect();
+        handles
+            .into_iter()
+            .map(|h| usize::from(h.join().unwrap()))
+            .sum()
+    });
+    assert_eq!(won, 1, "{name}");
+
+    assert!(
+        store
+            .end_drill(gorilla.id, at, DrillEnding::Completed, "done", Some("{}"))
+            .unwrap()
+    );
+    assert!(
+        !store
+            .end_drill(gorilla.id, at, DrillEnding::Ended, "again", None)
+            .unwrap(),
+        "{name}: ended once"
+    );
+    let ended = reopened.drill(gorilla.id).unwrap().unwrap();
+    assert_eq!(ended.ending, Some(DrillEnding::Completed), "{name}");
+    assert_eq!(ended.report.as_deref(), Some("{}"), "{name}");
+    assert!(
+        store
+            .begin_drill(&new_drill(DrillKind::Kong, "r1", &["z0", "z1"], at))
+            .unwrap()
+            .is_ok(),
+        "{name}: z1 is free again"
+    );
+    let all = store.drills(&HistoryFilter::default()).unwrap();
+    assert_eq!(all.len(), 4, "{name}");
+    assert_eq!(all[0].id, gorilla.id, "{name}: oldest first");
+}
+
+/// A drill's leases and terminations are recorded in one step before anything is touched, and
+/// point at the drill; ending them is counted once.
+fn a_drill_records_its_faults_and_kills_before_acting(db: &common::Db) {
+    let (name, store) = (db.name, db.store.clone());
+    let at = t("2026-03-02T18:00:00Z");
+    let drill = store
+        .begin_drill(&new_drill(DrillKind::Gorilla, "z1", &["z1"], at))
+        .unwrap()
+        .unwrap();
+    let leases: Vec<NewLease> = ["a", "b", "c"]
+        .iter()
+        .map(|i| NewLease {
+            termination: None,
+            drill: Some(drill.id),
+            provider: "docker".into(),
+            instance_id: (*i).into(),
+            kind: FaultKind::Isolate,
+            deadline: drill.deadline,
+            created_at: at,
+            memo: Some(format!("{{\"networks\":[\"{i}-net\"]}}")),
+        })
+        .collect();
+    let opened = store.record_leases(&leases).unwrap();
+    assert_eq!(opened.len(), 3, "{name}");
+    assert_eq!(
+        opened[2].memo.as_deref(),
+        Some("{\"networks\":[\"c-net\"]}")
+    );
+    let ids: Vec<i64> = opened.iter().map(|l| l.id).collect();
+    store.begin_undo(&ids[..2], at).unwrap();
+    let endings = vec![
+        (ids[0], "reconnected".to_string()),
+        (ids[1], "gone".to_string()),
+    ];
+    assert_eq!(store.end_leases(&endings, at).unwrap(), 2, "{name}");
+    assert_eq!(store.end_leases(&endings, at).unwrap(), 0, "{name}: once");
+    let stored = store.drill_leases(drill.id).unwrap();
+    assert_eq!(
+        stored.iter().map(|l| l.id).collect::<Vec<_>>(),
+        ids,
+        "{name}"
+    );
+    assert_eq!(stored[0].undo_at, Some(at), "{name}");
+    assert_eq!(stored[2].undo_at, None, "{name}");
+    assert_eq!(stored[2].ended_at, None, "{name}");
+    assert_eq!(stored[0].drill, Some(drill.id), "{name}");
+
+    let (a, b) = (instance("i-a", "web-a"), instance("i-b", "api-a"));
+    let kills = store
+        .record_drill_terminations(&drill, &[("docker", &a), ("aws", &b)], at)
+        .unwrap();
+    assert_eq!(kills.len(), 2, "{name}");
+    assert!(kills.iter().all(|k| k.state == TerminationState::Recorded
+        && k.origin == Origin::Gorilla
+        && k.drill == Some(drill.id)));
+    assert_eq!(kills[1].provider, "aws", "{name}");
+    assert_eq!(
+        store.unfinished().unwrap().len(),
+        2,
+        "{name}: resumed like any kill"
+    );
+    let listed = store.drill_terminations(drill.id).unwrap();
+    assert_eq!(listed, kills, "{name}");
 }

@@ -3,6 +3,7 @@
 
 mod config_check;
 mod demo;
+mod drill;
 mod eligible;
 mod history;
 mod monkey;
@@ -38,6 +39,9 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Proxy(a) => proxy::run(g, a),
         Command::DemoService(a) => demo::service(a),
         Command::Guard(a) => crate::guardian::run(g, a),
+        Command::Gorilla(a) => drill::gorilla(g, a),
+        Command::Kong(a) => drill::kong(g, a),
+        Command::Outages(a) => drill::outages(g, a),
     }
 }
 

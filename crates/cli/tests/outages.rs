@@ -1,0 +1,464 @@
+//! `simian gorilla`, `simian kong` and `simian outages` on real processes that each test
+//! spawns, labelled with a run id unique to the test (the config's selector keeps Simian on
+//! them): pause (SIGSTOP, then SIGCONT), terminate, the guardrails, the abort on a lost steady
+//! state, and a SIGKILL of simian in the middle of a drill, undone by its guardian with no
+//! simian command run afterwards.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod util;
+
+use std::io::{Read as _, Write as _};
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use util::Sandbox;
+
+/// Processes this test spawned, killed and reaped however the test ends.
+struct Fleet {
+    run: String,
+    children: Vec<(String, String, Child)>,
+}
+
+impl Fleet {
+    fn new(tag: &str) -> Fleet {
+        Fleet {
+            run: format!(
+                "{tag}-{}-{}",
+                std::process::id(),
+                jiff::Timestamp::now().as_nanosecond()
+            ),
+            children: Vec::new(),
+        }
+    }
+
+    /// A `sleep` of app `app` in zone `zone` of region `region`.
+    fn spawn(&mut self, app: &str, region: &str, zone: &str) {
+        let child = Command::new("sleep")
+            .arg("600")
+            .env("SIMIAN_APP", app)
+            .env("SIMIAN_REGION", region)
+            .env("SIMIAN_ZONE", zone)
+            .env("SIMIAN_LABEL_RUN", &self.run)
+            .stdin(Stdio::null())
+            .spawn()
+            .unwrap();
+        self.children.push((app.into(), zone.into(), child));
+    }
+
+    /// The state letter of each process of `zone` (`T`: stopped), `None` once it is dead.
+    fn states(&mut self, zone: &str) -> Vec<Option<char>> {
+        self.children
+            .iter_mut()
+            .filter(|(_, z, _)| z == zone)
+            .map(|(_, _, c)| {
+                if c.try_wait().unwrap().is_some() {
+                    return None;
+                }
+                let stat = std::fs::read_to_string(format!("/proc/{}/stat", c.id())).ok()?;
+                stat[stat.rfind(')')? + 1..].trim_start().chars().next()
+            })
+            .collect()
+    }
+
+    /// Waits until every process of `zone` is in a state `want` accepts.
+    fn wait_for(
+        &mut self,
+        zone: &str,
+        within: Duration,
+        want: impl Fn(Option<char>) -> bool,
+    ) -> bool {
+        let deadline = Instant::now() + within;
+        while Instant::now() < deadline {
+            if self.states(zone).into_iter().all(&want) {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        false
+    }
+
+    /// The config: apps `web` and `solo` on a process provider limited to this fleet.
+    fn sandbox(&self, monkey: &str) -> Sandbox {
+        let s = Sandbox::new();
+        s.write(
+            "simian.toml",
+            &format!(
+                "[monkey]\n{monkey}\n[store]\nurl = \"sqlite://simian.db\"\n\
+                 [providers.local]\nkind = \"process\"\ngrace_period = \"2s\"\nselector = {{ run = \"{}\" }}\n\
+                 [[apps]]\nname = \"web\"\nprovider = \"local\"\n\
+                 [[apps]]\nname = \"solo\"\nprovider = \"local\"\n",
+                self.run
+            ),
+        );
+        s
+    }
+}
+
+impl Drop for Fleet {
+    fn drop(&mut self) {
+        for (_, _, c) in &mut self.children {
+            if let Some(pid) = rustix::process::Pid::from_raw(c.id() as i32) {
+                let _ = rustix::process::kill_process(pid, rustix::process::Signal::CONT);
+            }
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// Two `web` processes in each of zones a and b of region east, one in zone w of region
+/// west, and a `solo` app whose only process is in zone a.
+fn fleet(tag: &str) -> Fleet {
+    let mut f = Fleet::new(tag);
+    for zone in ["a", "a", "b", "b"] {
+        f.spawn("web", "east", zone);
+    }
+    f.spawn("web", "west", "w");
+    f.spawn("solo", "east", "a");
+    std::thread::sleep(Duration::from_millis(100));
+    f
+}
+
+/// A loopback HTTP server answering 200, or 503 once `failing` is set; stops with the test.
+fn probe_server(failing: Arc<AtomicBool>) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/health", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut buf = [0u8; 1024];
+            let _ = stream.read(&mut buf);
+            let status = if failing.load(Ordering::SeqCst) {
+                "503 Service Unavailable"
+            } else {
+                "200 OK"
+            };
+            let _ = write!(
+                stream,
+                "HTTP/1.1 {status}\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok"
+            );
+        }
+    });
+    url
+}
+
+const RUNNING: fn(Option<char>) -> bool = |s| matches!(s, Some(c) if c != 'T');
+
+#[test]
+fn a_zone_is_paused_for_the_duration_then_resumed_with_the_probe_report() {
+    let mut f = fleet("pause");
+    let s = f.sandbox("");
+    let url = probe_server(Arc::new(AtomicBool::new(false)));
+    let drill = s
+        .command(&[
+            "gorilla",
+            "a",
+            "--mode",
+            "pause",
+            "--duration",
+            "3s",
+            "--no-dry-run",
+            "--probe",
+            &url,
+            "--json",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    assert!(
+        f.wait_for("a", Duration::from_secs(15), |s| s.is_some()),
+        "the fleet runs"
+    );
+    // The solo app is left out: only web's two processes in zone a stop.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while f.states("a").iter().filter(|s| **s == Some('T')).count() < 2 {
+        assert!(
+            Instant::now() < deadline,
+            "zone a was never paused: {:?}",
+            f.states("a")
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(f.states("b"), vec![Some('S'), Some('S')], "zone b runs on");
+    let out = drill.wait_with_output().unwrap();
+    let run = util::Run(out);
+    run.expect(0);
+    assert!(
+        f.wait_for("a", Duration::from_secs(1), RUNNING),
+        "resumed: {:?}",
+        f.states("a")
+    );
+    let j = run.json();
+    assert_eq!(j["drill"]["ending"], "completed", "{j}");
+    assert_eq!(j["acted"].as_array().unwrap().len(), 2, "{j}");
+    assert!(
+        j["acted"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|a| a["outcome"] == "made" && a["undone"].as_str().unwrap().contains("SIGCONT")),
+        "{j}"
+    );
+    assert_eq!(j["plan"]["left_out"][0]["app"], "solo", "{j}");
+    assert!(
+        j["plan"]["left_out"][0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("lose every instance")
+    );
+    assert_eq!(j["plan"]["apps"][0]["stays_up"]["b"], 2, "{j}");
+    let report = &j["report"][0];
+    assert_eq!(report["before"]["requests"], 3, "{j}");
+    assert!(report["during"]["requests"].as_u64().unwrap() >= 2, "{j}");
+    assert!(report["after"]["requests"].as_u64().unwrap() >= 4, "{j}");
+    assert_eq!(report["during"]["availability"], 100.0, "{j}");
+
+    let listed = s.run(&["outages", "--json"]).json();
+    let d = &listed[0];
+    assert_eq!(d["drill"]["kind"], "gorilla");
+    assert_eq!(d["drill"]["mode"], "pause");
+    assert_eq!(d["leases"].as_array().unwrap().len(), 2);
+    assert!(
+        d["leases"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|l| !l["ended_at"].is_null() && !l["undo_at"].is_null())
+    );
+    let text = s.run(&["outages"]);
+    text.expect(0);
+    assert!(text.stdout().contains("completed"), "{}", text.stdout());
+}
+
+#[test]
+fn simian_killed_mid_drill_leaves_the_undo_to_its_guardian() {
+    let mut f = fleet("sigkill");
+    let s = f.sandbox("dry_run = false");
+    let mut drill = s
+        .command(&["gorilla", "a", "--mode", "pause", "--duration", "2s"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while f.states("a").iter().filter(|s| **s == Some('T')).count() < 2 {
+        assert!(Instant::now() < deadline, "zone a was never paused");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    drill.kill().unwrap();
+    drill.wait().unwrap();
+    assert!(
+        f.states("a").iter().filter(|s| **s == Some('T')).count() == 2,
+        "still paused right after the SIGKILL"
+    );
+    // No simian command runs from here on: only the guardian can resume them.
+    assert!(
+        f.wait_for("a", Duration::from_secs(10), |s| s != Some('T')),
+        "the guardian resumed them: {:?}",
+        f.states("a")
+    );
+    let listed = s.run(&["outages", "--json"]).json();
+    let leases = listed[0]["leases"].as_array().unwrap();
+    assert_eq!(leases.len(), 2, "{listed}");
+    assert!(
+        leases
+            .iter()
+            .all(|l| l["ending"].as_str().unwrap().contains("SIGCONT")),
+        "{listed}"
+    );
+}
+
+#[test]
+fn terminate_kills_the_zone_and_records_each_kill_with_its_origin() {
+    let mut f = fleet("terminate");
+    let s = f.sandbox("dry_run = false");
+    s.run(&["gorilla", "a", "--app", "web"]).expect(0);
+    let alive_a = f
+        .states("a")
+        .iter()
+        .filter(|st| st.is_some_and(|c| c != 'Z'))
+        .count();
+    assert_eq!(alive_a, 1, "web's two died, solo (not in --app) runs");
+    assert_eq!(f.states("b").iter().filter(|st| st.is_some()).count(), 2);
+    let history = s.run(&["history", "--json"]).json();
+    let kills = history["terminations"].as_array().unwrap();
+    assert_eq!(kills.len(), 2, "{history}");
+    assert!(
+        kills
+            .iter()
+            .all(|k| k["origin"] == "gorilla" && k["state"] == "killed"),
+        "{history}"
+    );
+}
+
+#[test]
+fn kong_takes_the_region_only_when_confirmed() {
+    let mut f = fleet("kong");
+    let s = f.sandbox("dry_run = false");
+    let out = s.run(&["kong", "east", "--mode", "pause", "--duration", "1s"]);
+    out.expect(2);
+    assert!(out.stderr().contains("--confirm east"), "{}", out.stderr());
+    s.run(&[
+        "kong",
+        "east",
+        "--confirm",
+        "west",
+        "--mode",
+        "pause",
+        "--duration",
+        "1s",
+    ])
+    .expect(2);
+    let out = s.run(&[
+        "kong",
+        "east",
+        "--confirm",
+        "east",
+        "--mode",
+        "pause",
+        "--duration",
+        "1s",
+        "--json",
+    ]);
+    out.expect(0);
+    let j = out.json();
+    // web has an instance in west, so all four in east pause; solo lives only in east.
+    assert_eq!(j["acted"].as_array().unwrap().len(), 4, "{j}");
+    assert_eq!(j["plan"]["left_out"][0]["app"], "solo", "{j}");
+    assert!(f.wait_for("a", Duration::from_secs(2), RUNNING));
+    assert!(f.wait_for("b", Duration::from_secs(2), RUNNING));
+}
+
+#[test]
+fn the_guardrails_refuse_before_anything_is_touched() {
+    let mut f = fleet("guardrails");
+    let s = f.sandbox("dry_run = false");
+    // Pause needs a duration; isolate is not something processes can do.
+    s.run(&["gorilla", "a", "--mode", "pause"]).expect(2);
+    let out = s.run(&["gorilla", "a", "--mode", "isolate", "--duration", "1s"]);
+    out.expect(3);
+    assert!(
+        out.stderr().contains("which supports terminate, pause"),
+        "{}",
+        out.stderr()
+    );
+    // A zone with no instance of any app.
+    let out = s.run(&["gorilla", "nowhere", "--mode", "pause", "--duration", "1s"]);
+    out.expect(3);
+    assert!(
+        out.stderr().contains("nothing to act on"),
+        "{}",
+        out.stderr()
+    );
+    // A second drill on the same zone while the first runs.
+    let mut first = s
+        .command(&["gorilla", "a", "--mode", "pause", "--duration", "4s"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while f.states("a").iter().filter(|s| **s == Some('T')).count() < 2 {
+        assert!(
+            Instant::now() < deadline,
+            "the first drill never paused zone a"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let second = s.run(&["gorilla", "a", "--mode", "pause", "--duration", "1s"]);
+    second.expect(3);
+    assert!(
+        second.stderr().contains("still runs"),
+        "{}",
+        second.stderr()
+    );
+    assert_eq!(first.wait().unwrap().code(), Some(0));
+    assert!(f.wait_for("a", Duration::from_secs(2), RUNNING));
+    // The kill switch.
+    let off = f.sandbox("enabled = false\ndry_run = false");
+    let out = off.run(&["gorilla", "a", "--mode", "pause", "--duration", "1s"]);
+    out.expect(3);
+    assert!(out.stderr().contains("kill switch"), "{}", out.stderr());
+    // A dry run (the default) plans, records and touches nothing.
+    let dry = f.sandbox("");
+    let out = dry.run(&["gorilla", "a", "--mode", "pause", "--duration", "1s"]);
+    out.expect(0);
+    assert!(out.stdout().contains("dry run"), "{}", out.stdout());
+    assert!(f.states("a").iter().all(|s| *s != Some('T')));
+    let listed = dry.run(&["outages", "--json"]).json();
+    assert_eq!(listed[0]["drill"]["ending"], "dry_run", "{listed}");
+    assert!(listed[0]["leases"].as_array().unwrap().is_empty());
+}
+
+#[test]
+fn a_lost_steady_state_aborts_the_drill_and_undoes_it() {
+    let mut f = fleet("abort");
+    let s = f.sandbox("dry_run = false");
+    let failing = Arc::new(AtomicBool::new(false));
+    let url = probe_server(Arc::clone(&failing));
+    // A failing probe refuses the drill before anything is touched.
+    failing.store(true, Ordering::SeqCst);
+    let out = s.run(&[
+        "gorilla",
+        "a",
+        "--mode",
+        "pause",
+        "--duration",
+        "30s",
+        "--probe",
+        &url,
+    ]);
+    out.expect(3);
+    assert!(
+        out.stderr().contains("fails before the drill"),
+        "{}",
+        out.stderr()
+    );
+    failing.store(false, Ordering::SeqCst);
+
+    let drill = s
+        .command(&[
+            "gorilla",
+            "a",
+            "--mode",
+            "pause",
+            "--duration",
+            "60s",
+            "--probe",
+            &url,
+            "--json",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while f.states("a").iter().filter(|s| **s == Some('T')).count() < 2 {
+        assert!(Instant::now() < deadline, "zone a was never paused");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let started = Instant::now();
+    failing.store(true, Ordering::SeqCst);
+    let out = util::Run(drill.wait_with_output().unwrap());
+    out.expect(1);
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "aborted well before the 60 s"
+    );
+    assert!(f.wait_for("a", Duration::from_secs(1), RUNNING), "undone");
+    let j = out.json();
+    assert_eq!(j["drill"]["ending"], "aborted", "{j}");
+    assert!(
+        j["drill"]["detail"].as_str().unwrap().contains("below 95%"),
+        "{j}"
+    );
+    assert!(
+        j["report"][0]["during"]["failures"].as_u64().unwrap() >= 1,
+        "{j}"
+    );
+}
