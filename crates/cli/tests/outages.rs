@@ -462,3 +462,85 @@ fn a_lost_steady_state_aborts_the_drill_and_undoes_it() {
         "{j}"
     );
 }
+
+/// Waits until the two web processes of zone a are stopped.
+fn wait_paused(f: &mut Fleet) {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while f.states("a").iter().filter(|s| **s == Some('T')).count() < 2 {
+        assert!(Instant::now() < deadline, "zone a was never paused");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn outages_end_and_ctrl_c_undo_at_once() {
+    let mut f = fleet("end");
+    let s = f.sandbox("dry_run = false");
+    // `simian outages end ID` from another shell.
+    let drill = s
+        .command(&[
+            "gorilla",
+            "a",
+            "--mode",
+            "pause",
+            "--duration",
+            "60s",
+            "--json",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_paused(&mut f);
+    let running = s.run(&["outages", "--json"]).json();
+    assert!(running[0]["drill"]["ended_at"].is_null(), "{running}");
+    let ended = s.run(&["outages", "end", "1"]);
+    ended.expect(0);
+    assert!(
+        ended.stdout().contains("ended now; 2 faults undone"),
+        "{}",
+        ended.stdout()
+    );
+    assert!(
+        f.wait_for("a", Duration::from_secs(1), RUNNING),
+        "undone at once"
+    );
+    let out = util::Run(drill.wait_with_output().unwrap());
+    out.expect(1);
+    assert_eq!(out.json()["drill"]["ending"], "ended");
+    s.run(&["outages", "end", "1"]).expect(0);
+    s.run(&["outages", "end", "99"]).expect(2);
+
+    // Ctrl-C in the drill's terminal.
+    let drill = s
+        .command(&[
+            "gorilla",
+            "a",
+            "--mode",
+            "pause",
+            "--duration",
+            "60s",
+            "--json",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_paused(&mut f);
+    let pid = rustix::process::Pid::from_raw(drill.id() as i32).unwrap();
+    rustix::process::kill_process(pid, rustix::process::Signal::INT).unwrap();
+    let started = Instant::now();
+    assert!(
+        f.wait_for("a", Duration::from_secs(3), RUNNING),
+        "undone at once"
+    );
+    assert!(started.elapsed() < Duration::from_secs(3));
+    let out = util::Run(drill.wait_with_output().unwrap());
+    out.expect(1);
+    let j = out.json();
+    assert_eq!(j["drill"]["ending"], "ended", "{j}");
+    assert!(
+        j["drill"]["detail"].as_str().unwrap().contains("Ctrl-C"),
+        "{j}"
+    );
+}

@@ -115,6 +115,9 @@ pub struct NewDrill {
     pub started_at: Timestamp,
     /// When its faults must be undone (real time).
     pub deadline: Timestamp,
+    /// The simian process that runs it (`BOOT_ID/PID@START`), so that another can tell
+    /// when it died.
+    pub owner: String,
 }
 
 /// A drill on record.
@@ -148,6 +151,8 @@ pub struct Drill {
     pub detail: Option<String>,
     /// The steady-state report (JSON), when probes ran.
     pub report: Option<String>,
+    /// The simian process that runs it (`BOOT_ID/PID@START`).
+    pub owner: String,
 }
 
 impl Drill {

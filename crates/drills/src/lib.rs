@@ -12,6 +12,7 @@
 //! a guardian process of its own ([`guard_drill`] is its loop), so that it is undone at the
 //! deadline even if the simian that made it is killed with SIGKILL.
 
+pub mod owner;
 pub mod plan;
 pub mod probe;
 pub mod run;
@@ -27,8 +28,12 @@ pub use plan::{AppInventory, AppPlan, LeftOut, Plan, supported_modes};
 pub use probe::{HttpProbe, Probe, ProbeReport};
 pub use run::{
     ABANDONED_AFTER, Acted, DrillError, DrillRequest, Drills, Finished, Prepared, Refused, Timing,
-    reconcile_drills, undo_drill,
+    end_if_abandoned, reconcile_drills, undo_drill,
 };
+
+/// How long after the deadline a drill's guardian waits for the drill's own simian, while
+/// that one lives, to undo its faults itself.
+pub const GUARDIAN_SLACK: jiff::SignedDuration = jiff::SignedDuration::from_secs(3);
 
 /// What one look at a drill decided.
 #[derive(Debug, PartialEq, Eq)]
@@ -40,9 +45,9 @@ pub enum GuardStep {
 }
 
 /// One step of a drill's guardian: before the deadline, wait (at most a second, to notice a
-/// drill ended by someone else); at the deadline, undo every open fault of the drill, then
-/// stop. The drill itself is ended by its own simian, or, if that died, by the first command
-/// that opens the store [`ABANDONED_AFTER`] its deadline ([`reconcile_drills`]).
+/// drill ended by someone else); at the deadline, undo every open fault of the drill, end
+/// the drill as `interrupted` if its simian died, then stop. (The drill's own simian, while it
+/// lives, ends the drill itself, with its report.)
 pub fn guard_drill(
     store: &dyn Store,
     providers: &BTreeMap<String, Arc<dyn Provider>>,
@@ -62,8 +67,18 @@ pub fn guard_drill(
     if open == 0 && (!drill.is_running() || now >= drill.deadline) {
         return Ok(GuardStep::Done);
     }
-    if drill.is_running() && now < drill.deadline {
-        let left = Duration::try_from(drill.deadline.duration_since(now)).unwrap_or_default();
+    // While the drill's own simian lives, it undoes at the deadline: the guardian is its
+    // backup, and steps in only after a little slack.
+    let due = if owner::is_gone(&drill.owner) {
+        drill.deadline
+    } else {
+        drill
+            .deadline
+            .checked_add(GUARDIAN_SLACK)
+            .unwrap_or(drill.deadline)
+    };
+    if drill.is_running() && now < due {
+        let left = Duration::try_from(due.duration_since(now)).unwrap_or_default();
         return Ok(GuardStep::Wait(left.min(Duration::from_secs(1))));
     }
     let undone = undo_drill(store, providers, id).map_err(|e| e.to_string())?;

@@ -361,6 +361,7 @@ impl Drills {
             zones,
             started_at: now,
             deadline,
+            owner: crate::owner::this_process(),
         }
     }
 
@@ -750,41 +751,58 @@ pub fn undo_drill(
 }
 
 /// How long after its deadline a running drill whose faults are all undone is taken for
-/// abandoned (its simian died) and ended as `interrupted`.
+/// abandoned when it is not known whether its simian still runs (another machine).
 pub const ABANDONED_AFTER: Duration = Duration::from_secs(60);
 
-/// Ends the drills whose simian died: past their deadline by [`ABANDONED_AFTER`], with every
-/// fault undone (by the guardian, or by [`simian_monkey::reconcile_leases`] just before).
-/// Returns how many were ended.
-pub fn reconcile_drills(store: &dyn Store) -> Result<usize, StoreError> {
+/// True when drill `d` is abandoned: every fault undone, and its simian is known to be dead
+/// (same machine), or its deadline passed [`ABANDONED_AFTER`] ago.
+fn abandoned(store: &dyn Store, d: &Drill, now: Timestamp) -> Result<bool, StoreError> {
+    if store
+        .drill_leases(d.id)?
+        .iter()
+        .any(|l| l.ended_at.is_none())
+    {
+        return Ok(false);
+    }
+    if crate::owner::is_gone(&d.owner) {
+        return Ok(true);
+    }
+    let overdue = Duration::try_from(now.duration_since(d.deadline)).unwrap_or_default();
+    Ok(d.deadline <= now && overdue >= ABANDONED_AFTER)
+}
+
+/// Ends drill `d` as `interrupted` when it is [abandoned](abandoned); true when it did.
+pub fn end_if_abandoned(store: &dyn Store, d: &Drill) -> Result<bool, StoreError> {
     let now = Timestamp::now();
+    if !d.is_running() || !abandoned(store, d, now)? {
+        return Ok(false);
+    }
+    let ended = store.end_drill(
+        d.id,
+        now,
+        DrillEnding::Interrupted,
+        "the simian that ran it stopped before the end; its faults were undone without it",
+        None,
+    )?;
+    if ended {
+        tracing::warn!(
+            drill = d.id,
+            "ended a drill whose simian stopped before the end"
+        );
+    }
+    Ok(ended)
+}
+
+/// Ends every running drill whose simian died and whose faults are undone (by its guardian,
+/// or by [`simian_monkey::reconcile_leases`] just before). Returns how many were ended.
+pub fn reconcile_drills(store: &dyn Store) -> Result<usize, StoreError> {
     let mut ended = 0;
-    let filter = simian_core::HistoryFilter::default();
-    for d in store.drills(&filter)?.into_iter().filter(Drill::is_running) {
-        let overdue = Duration::try_from(now.duration_since(d.deadline)).unwrap_or_default();
-        if d.deadline > now || overdue < ABANDONED_AFTER {
-            continue;
-        }
-        if store
-            .drill_leases(d.id)?
-            .iter()
-            .any(|l| l.ended_at.is_none())
-        {
-            continue;
-        }
-        if store.end_drill(
-            d.id,
-            now,
-            DrillEnding::Interrupted,
-            "the simian that ran it stopped before the end; its faults were undone without it",
-            None,
-        )? {
-            tracing::warn!(
-                drill = d.id,
-                "ended a drill whose simian stopped before the end"
-            );
-            ended += 1;
-        }
+    for d in store
+        .drills(&simian_core::HistoryFilter::default())?
+        .into_iter()
+        .filter(Drill::is_running)
+    {
+        ended += usize::from(end_if_abandoned(store, &d)?);
     }
     Ok(ended)
 }

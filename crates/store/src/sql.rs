@@ -164,7 +164,7 @@ fn lease(row: &Row) -> Result<Lease, StoreError> {
     })
 }
 
-const DRILL_COLUMNS: &str = "id, kind, target, mode, dry_run, options, plan, zones, started_at_ms, deadline_ms, ended_at_ms, ending, detail, report";
+const DRILL_COLUMNS: &str = "id, kind, target, mode, dry_run, options, plan, zones, started_at_ms, deadline_ms, ended_at_ms, ending, detail, report, owner";
 
 fn drill(row: &Row) -> Result<Drill, StoreError> {
     Ok(Drill {
@@ -193,6 +193,7 @@ fn drill(row: &Row) -> Result<Drill, StoreError> {
             .transpose()?,
         detail: row.opt_text(12, "drill detail")?,
         report: row.opt_text(13, "drill report")?,
+        owner: row.text(14, "drill owner")?,
     })
 }
 
@@ -761,8 +762,8 @@ impl<B: Backend> Store for SqlStore<B> {
             }
             let rows = tx.query(
                 &format!(
-                    "INSERT INTO drills (kind, target, mode, dry_run, options, plan, zones, started_at_ms, deadline_ms) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING {DRILL_COLUMNS}"
+                    "INSERT INTO drills (kind, target, mode, dry_run, options, plan, zones, started_at_ms, deadline_ms, owner) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING {DRILL_COLUMNS}"
                 ),
                 &[
                     text(d.kind.as_str()),
@@ -774,6 +775,7 @@ impl<B: Backend> Store for SqlStore<B> {
                     text(&d.zones.join(",")),
                     ms(d.started_at),
                     ms(d.deadline),
+                    text(&d.owner),
                 ],
             )?;
             rows.first().map(drill).unwrap_or(Err(StoreError::Corrupt {

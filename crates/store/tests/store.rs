@@ -531,6 +531,7 @@ fn new_drill(kind: DrillKind, target: &str, zones: &[&str], at: Timestamp) -> Ne
         zones: zones.iter().map(|z| z.to_string()).collect(),
         started_at: at,
         deadline: at + SignedDuration::from_secs(60),
+        owner: "boot/1@2".into(),
     }
 }
 
@@ -588,6 +589,7 @@ fn a_drill_is_refused_while_another_touches_its_zones(db: &common::Db) {
     let ended = reopened.drill(gorilla.id).unwrap().unwrap();
     assert_eq!(ended.ending, Some(DrillEnding::Completed), "{name}");
     assert_eq!(ended.report.as_deref(), Some("{}"), "{name}");
+    assert_eq!(ended.owner, "boot/1@2", "{name}");
     assert!(
         store
             .begin_drill(&new_drill(DrillKind::Kong, "r1", &["z0", "z1"], at))

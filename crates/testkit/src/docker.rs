@@ -36,6 +36,8 @@ pub struct Lab {
     pub image: String,
     /// Every container started, removed on drop.
     pub containers: Vec<String>,
+    /// Every network made, removed on drop (after the containers).
+    pub networks: Vec<String>,
 }
 
 impl Lab {
@@ -70,6 +72,7 @@ impl Lab {
         let lab = Lab {
             image,
             containers: Vec::new(),
+            networks: Vec::new(),
             run,
         };
         let label = format!("LABEL {RUN_LABEL}={}", lab.run);
@@ -99,18 +102,74 @@ impl Lab {
     /// As [`start`](Self::start), with the run id `run` and more `docker run` options
     /// (`--init`, for a PID 1 that passes SIGTERM on).
     pub fn start_with(&mut self, labels: &[(&str, &str)], run: &str, options: &[&str]) -> String {
+        self.start_command(labels, run, options, &["sleep", "3600"])
+    }
+
+    /// As [`start_with`](Self::start_with), running busybox `command` (for example
+    /// `["httpd", "-f", "-p", "8080", "-h", "/bin"]`).
+    pub fn start_command(
+        &mut self,
+        labels: &[(&str, &str)],
+        run: &str,
+        options: &[&str],
+        command: &[&str],
+    ) -> String {
         let mut args: Vec<String> = vec!["run".into(), "-d".into()];
         args.extend(options.iter().map(|o| o.to_string()));
         for (k, v) in labels.iter().copied().chain([(RUN_LABEL, run)]) {
             args.push("--label".into());
             args.push(format!("{k}={v}"));
         }
-        args.extend([self.image.clone(), "sleep".into(), "3600".into()]);
+        args.push(self.image.clone());
+        args.extend(command.iter().map(|c| c.to_string()));
         let refs: Vec<&str> = args.iter().map(String::as_str).collect();
         let id = docker(&refs);
         assert_eq!(id.len(), 64, "a full container id: {id}");
         self.containers.push(id.clone());
         id
+    }
+
+    /// Makes a bridge network labelled with this run, with a /24 subnet of its own (so
+    /// containers can be given fixed addresses on it); returns its name and the subnet's
+    /// first three octets (`"10.231.7"`).
+    ///
+    /// # Panics
+    /// When no free subnet is found in 40 tries.
+    pub fn network(&mut self, suffix: &str) -> (String, String) {
+        let name = format!("{}-{suffix}", self.run);
+        let label = format!("{RUN_LABEL}={}", self.run);
+        let seed = jiff::Timestamp::now().subsec_nanosecond().unsigned_abs() as usize;
+        for attempt in 0..40 {
+            let n = seed.wrapping_add(attempt * 7919);
+            let prefix = format!("10.{}.{}", 200 + n % 50, (n / 50) % 250);
+            let subnet = format!("{prefix}.0/24");
+            let made = Command::new("docker")
+                .args([
+                    "network", "create", "--label", &label, "--subnet", &subnet, &name,
+                ])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .expect("run the docker CLI");
+            if made.success() {
+                self.networks.push(name.clone());
+                return (name, prefix);
+            }
+        }
+        panic!("no free /24 subnet for a test network");
+    }
+
+    /// Runs `command` inside container `id`; true when it exits 0.
+    pub fn exec_ok(&self, id: &str, command: &[&str]) -> bool {
+        Command::new("docker")
+            .arg("exec")
+            .arg(id)
+            .args(command)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .expect("run the docker CLI")
+            .success()
     }
 
     /// Whether the container runs.
@@ -136,6 +195,13 @@ impl Drop for Lab {
         for id in &self.containers {
             let _ = Command::new("docker")
                 .args(["rm", "-f", id])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status();
+        }
+        for network in &self.networks {
+            let _ = Command::new("docker")
+                .args(["network", "rm", network])
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
                 .status();

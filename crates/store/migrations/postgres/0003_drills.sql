@@ -15,7 +15,8 @@ CREATE TABLE drills (
     ended_at_ms     BIGINT,                -- NULL while it runs
     ending          TEXT,
     detail          TEXT,
-    report          TEXT                   -- JSON: the probes' figures
+    report          TEXT,                  -- JSON: the probes' figures
+    owner           TEXT    NOT NULL       -- the simian running it: BOOT_ID/PID@START
 );
 CREATE INDEX drills_running ON drills (ended_at_ms);
 ALTER TABLE leases ADD COLUMN drill_id BIGINT REFERENCES drills(id);
