@@ -97,13 +97,13 @@ pub struct DrillOptions {
     #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
     pub duration: Option<std::time::Duration>,
     /// A URL that must answer 2xx: checked before (failing: no drill), every second during
-    /// and after (repeatable).
+    /// and after (repeatable; default: [drills] probes).
     #[arg(long = "probe", value_name = "URL")]
     pub probes: Vec<String>,
     /// Abort and undo when the share of successful probe checks over the last 10 s falls
-    /// below this percentage.
-    #[arg(long, default_value_t = 95.0, value_name = "PCT")]
-    pub abort_below: f64,
+    /// below this percentage (default: [drills] abort_below, else 95).
+    #[arg(long, value_name = "PCT")]
+    pub abort_below: Option<f64>,
     /// Plan and record only, whatever the config says.
     #[arg(long, conflicts_with = "no_dry_run")]
     pub dry_run: bool,

@@ -241,3 +241,141 @@ fn kubernetes_settings_are_checked() {
     assert_eq!(k["action"], "delete", "{k}");
     assert_eq!(k["allow_single_replica"][0], "web", "{k}");
 }
+
+/// Pods of app `web` in zones a (two) and b (one), on nodes that carry the zones.
+fn zoned(e: &Emulator) {
+    e.node("node-a", "us-west-2", "us-west-2a");
+    e.node("node-b", "us-west-2", "us-west-2b");
+    e.replica_set("shop", "web-1", "web");
+    for (name, node) in [
+        ("web-1-a0", "node-a"),
+        ("web-1-a1", "node-a"),
+        ("web-1-b0", "node-b"),
+    ] {
+        e.pod(&PodSpec {
+            namespace: "shop",
+            name,
+            labels: vec![("simian.io/app", "web"), ("tier", "backend")],
+            owner: Some(("ReplicaSet", "web-1")),
+            node,
+            ready: true,
+            age_secs: 3600,
+        });
+    }
+}
+
+/// The isolation label each pod carries (`None`: not isolated).
+fn isolation(e: &Emulator, name: &str) -> Option<String> {
+    e.get_pod("shop", name).unwrap()["metadata"]["labels"]["simian.io/isolated"]
+        .as_str()
+        .map(str::to_string)
+}
+
+fn policies(e: &Emulator) -> Vec<serde_json::Value> {
+    let (status, list) = e.request(
+        "GET",
+        "/apis/networking.k8s.io/v1/namespaces/shop/networkpolicies",
+        None,
+    );
+    assert_eq!(status, 200, "{list}");
+    list["items"].as_array().cloned().unwrap_or_default()
+}
+
+#[test]
+#[ignore = "needs python3 with kmock (the Kubernetes API emulator): scripts/test.sh installs it (then pass --include-ignored)"]
+fn isolate_puts_the_zone_behind_a_deny_all_policy_and_removes_it() {
+    let e = Emulator::start();
+    zoned(&e);
+    let s = sandbox_with(&e, "dry_run = false", "", "");
+    let drill = s
+        .command(&[
+            "gorilla",
+            "us-west-2a",
+            "--mode",
+            "isolate",
+            "--duration",
+            "3s",
+            "--json",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while policies(&e).len() < 2 || isolation(&e, "web-1-a1").is_none() {
+        assert!(Instant::now() < deadline, "zone a was never isolated");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // During: each pod of zone a is selected by a policy that allows nothing; b is untouched.
+    for p in policies(&e) {
+        let spec = &p["spec"];
+        assert_eq!(
+            spec["policyTypes"],
+            serde_json::json!(["Ingress", "Egress"]),
+            "{p}"
+        );
+        assert!(spec["ingress"].is_null() && spec["egress"].is_null(), "{p}");
+        let lease = spec["podSelector"]["matchLabels"]["simian.io/isolated"]
+            .as_str()
+            .unwrap();
+        assert!(
+            ["web-1-a0", "web-1-a1"]
+                .iter()
+                .any(|n| isolation(&e, n).as_deref() == Some(lease)),
+            "{p}"
+        );
+    }
+    assert_eq!(isolation(&e, "web-1-b0"), None);
+    let out = util::Run(drill.wait_with_output().unwrap());
+    out.expect(0);
+    assert_eq!(out.json()["drill"]["ending"], "completed");
+    assert!(policies(&e).is_empty(), "the policies are gone");
+    for n in ["web-1-a0", "web-1-a1", "web-1-b0"] {
+        assert_eq!(isolation(&e, n), None, "{n}");
+    }
+
+    // SIGKILL mid-drill: the guardian removes them at the deadline.
+    let mut drill = s
+        .command(&[
+            "gorilla",
+            "us-west-2a",
+            "--mode",
+            "isolate",
+            "--duration",
+            "2s",
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while policies(&e).len() < 2 || isolation(&e, "web-1-a1").is_none() {
+        assert!(Instant::now() < deadline, "zone a was never isolated again");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    drill.kill().unwrap();
+    drill.wait().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while !policies(&e).is_empty() || isolation(&e, "web-1-a0").is_some() {
+        assert!(
+            Instant::now() < deadline,
+            "the guardian did not undo the isolation"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // Pause is not something pods can do.
+    let out = s.run(&[
+        "gorilla",
+        "us-west-2a",
+        "--mode",
+        "pause",
+        "--duration",
+        "1s",
+    ]);
+    out.expect(3);
+    assert!(
+        out.stderr().contains("supports terminate, isolate"),
+        "{}",
+        out.stderr()
+    );
+}

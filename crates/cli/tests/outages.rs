@@ -294,6 +294,9 @@ fn terminate_kills_the_zone_and_records_each_kill_with_its_origin() {
             .all(|k| k["origin"] == "gorilla" && k["state"] == "killed"),
         "{history}"
     );
+    assert_eq!(history["drills"][0]["mode"], "terminate", "{history}");
+    let text = s.run(&["history"]);
+    assert!(text.stdout().contains("gorilla"), "{}", text.stdout());
 }
 
 #[test]
@@ -543,4 +546,43 @@ fn outages_end_and_ctrl_c_undo_at_once() {
         j["drill"]["detail"].as_str().unwrap().contains("Ctrl-C"),
         "{j}"
     );
+}
+
+#[test]
+fn probes_and_the_abort_threshold_can_come_from_the_config() {
+    let mut f = fleet("config-probes");
+    let failing = Arc::new(AtomicBool::new(true));
+    let url = probe_server(Arc::clone(&failing));
+    let s = f.sandbox(&format!(
+        "dry_run = false\n[drills]\nprobes = [\"{url}\"]\nabort_below = 90\nprobe_timeout = \"1s\""
+    ));
+    let checked = s.run(&["config", "check", "--json"]).json();
+    assert_eq!(checked["drills"]["probes"][0], url.as_str(), "{checked}");
+    assert_eq!(checked["drills"]["abort_below"], 90.0, "{checked}");
+    let out = s.run(&["gorilla", "a", "--mode", "pause", "--duration", "1s"]);
+    out.expect(3);
+    assert!(
+        out.stderr().contains("fails before the drill"),
+        "{}",
+        out.stderr()
+    );
+    assert!(
+        f.states("a").iter().all(|s| *s != Some('T')),
+        "nothing was touched"
+    );
+
+    for (drills, wanted) in [
+        (
+            "probes = [\"ftp://x\"]",
+            "is not an http:// or https:// URL",
+        ),
+        ("abort_below = 150.0", "is not a percentage"),
+        ("probe_timeout = \"soon\"", "is not a duration"),
+        ("probes = [\"http://x\"]\nretries = 3", "retries"),
+    ] {
+        let bad = Sandbox::new();
+        util::expect_config_error(&bad, &format!("[drills]\n{drills}\n"), wanted);
+    }
+    s.run(&["gorilla", "a", "--probe", "not a url"]).expect(2);
+    s.run(&["gorilla", "a", "--abort-below", "101"]).expect(2);
 }

@@ -31,6 +31,7 @@ RESOURCES = [
     "v1/events",
     "apps/v1/replicasets",
     "policy/v1/poddisruptionbudgets",
+    "networking.k8s.io/v1/networkpolicies",
 ]
 
 

@@ -7,7 +7,6 @@
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
-use std::time::Duration;
 
 use simian_core::{Drill, DrillEnding, DrillKind, DrillMode, HistoryFilter, Store};
 use simian_drills::{DrillRequest, Finished, HttpProbe, Plan, Probe, Refused};
@@ -15,13 +14,10 @@ use simian_drills::{DrillRequest, Finished, HttpProbe, Plan, Probe, Refused};
 use crate::args::{
     DrillOptions, Global, GorillaArgs, KongArgs, ModeArg, OutagesArgs, OutagesCommand,
 };
-use crate::output::safe;
+use crate::output::{dash, local, safe, table};
 use crate::wire;
 
 use super::UsageError;
-
-/// How long one probe check may take.
-const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 
 pub fn gorilla(g: &Global, a: GorillaArgs) -> anyhow::Result<u8> {
     run(g, DrillKind::Gorilla, a.zone, a.options)
@@ -68,21 +64,26 @@ fn run(g: &Global, kind: DrillKind, target: String, o: DrillOptions) -> anyhow::
             .into());
         }
     };
-    if !(0.0..=100.0).contains(&o.abort_below) {
+    if let Some(pct) = o.abort_below
+        && !(0.0..=100.0).contains(&pct)
+    {
         return Err(UsageError(format!(
-            "--abort-below {} is not a percentage between 0 and 100",
-            o.abort_below
+            "--abort-below {pct} is not a percentage between 0 and 100"
         ))
         .into());
     }
     for url in &o.probes {
-        if !url.starts_with("http://") && !url.starts_with("https://") {
-            return Err(
-                UsageError(format!("--probe {url:?} is not an http:// or https:// URL")).into(),
-            );
+        if let Some(problem) = crate::config::probe_url_problem(url) {
+            return Err(UsageError(format!("--probe {problem}")).into());
         }
     }
     let settings = super::settings(g)?;
+    let probe_urls = if o.probes.is_empty() {
+        settings.drills.probes.clone()
+    } else {
+        o.probes
+    };
+    let abort_below = o.abort_below.unwrap_or(settings.drills.abort_below);
     let store = wire::store(&settings)?;
     let drills = wire::drills(&settings, store)?;
     let request = DrillRequest {
@@ -91,8 +92,8 @@ fn run(g: &Global, kind: DrillKind, target: String, o: DrillOptions) -> anyhow::
         mode,
         apps: o.apps,
         duration,
-        abort_below: o.abort_below,
-        probes: o.probes.clone(),
+        abort_below,
+        probes: probe_urls.clone(),
         dry_run: match (o.dry_run, o.no_dry_run) {
             (true, _) => Some(true),
             (_, true) => Some(false),
@@ -119,10 +120,9 @@ fn run(g: &Global, kind: DrillKind, target: String, o: DrillOptions) -> anyhow::
         return Ok(super::OK);
     }
     let plan = prepared.plan.clone();
-    let probes: Vec<Box<dyn Probe>> = o
-        .probes
+    let probes: Vec<Box<dyn Probe>> = probe_urls
         .iter()
-        .map(|u| Box::new(HttpProbe::new(u, PROBE_TIMEOUT)) as Box<dyn Probe>)
+        .map(|u| Box::new(HttpProbe::new(u, settings.drills.probe_timeout)) as Box<dyn Probe>)
         .collect();
     let stop = Arc::new(AtomicBool::new(false));
     for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
@@ -260,7 +260,7 @@ pub fn outages(g: &Global, a: OutagesArgs) -> anyhow::Result<u8> {
     let store = wire::store(&settings)?;
     match a.command {
         Some(OutagesCommand::End { id }) => end(g, &settings, store.as_ref(), id),
-        None => list(g, store.as_ref()),
+        None => list(g, &settings, store.as_ref()),
     }
 }
 
@@ -312,7 +312,7 @@ fn end(
     })
 }
 
-fn list(g: &Global, store: &dyn Store) -> anyhow::Result<u8> {
+fn list(g: &Global, settings: &crate::config::Settings, store: &dyn Store) -> anyhow::Result<u8> {
     let drills = store.drills(&HistoryFilter::default())?;
     if g.json {
         let mut out = Vec::new();
@@ -330,31 +330,39 @@ fn list(g: &Global, store: &dyn Store) -> anyhow::Result<u8> {
         outln!("no drills on record")?;
         return Ok(super::OK);
     }
-    outln!(
-        "{:>4}  {:<8} {:<16} {:<10} {:<25} {:<12} {:>7}  detail",
-        "id",
-        "kind",
-        "target",
-        "mode",
-        "started",
-        "state",
-        "touched"
+    out!(
+        "{}",
+        drill_table(store, &drills, settings.policy.calendar.time_zone())?
     )?;
-    for d in &drills {
-        let touched = store.drill_leases(d.id)?.len() + store.drill_terminations(d.id)?.len();
-        outln!(
-            "{:>4}  {:<8} {:<16} {:<10} {:<25} {:<12} {:>7}  {}",
-            d.id,
-            d.kind,
-            safe(&d.target),
-            d.mode,
-            d.started_at.strftime("%Y-%m-%dT%H:%M:%SZ").to_string(),
-            state(d),
-            touched,
-            safe(d.detail.as_deref().unwrap_or_default())
-        )?;
-    }
     Ok(super::OK)
+}
+
+/// The drills as a table: one row each, with how many instances each touched.
+pub fn drill_table(
+    store: &dyn Store,
+    drills: &[Drill],
+    tz: &jiff::tz::TimeZone,
+) -> anyhow::Result<String> {
+    let mut rows = Vec::new();
+    for d in drills {
+        let touched = store.drill_leases(d.id)?.len() + store.drill_terminations(d.id)?.len();
+        rows.push(vec![
+            d.id.to_string(),
+            d.kind.to_string(),
+            d.target.clone(),
+            d.mode.to_string(),
+            local(d.started_at, tz),
+            state(d).to_string(),
+            touched.to_string(),
+            dash(d.detail.as_deref().unwrap_or_default()),
+        ]);
+    }
+    Ok(table(
+        &[
+            "ID", "KIND", "TARGET", "MODE", "STARTED", "STATE", "TOUCHED", "DETAIL",
+        ],
+        &rows,
+    ))
 }
 
 /// `running`, or how it ended.

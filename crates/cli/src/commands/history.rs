@@ -36,10 +36,26 @@ pub fn run(g: &Global, a: HistoryArgs) -> anyhow::Result<u8> {
     } else {
         Vec::new()
     };
+    // Drills that touched the app (or every drill, without --app).
+    let drills: Vec<simian_core::Drill> = store
+        .drills(&filter)?
+        .into_iter()
+        .filter(|d| {
+            a.app.as_ref().is_none_or(|app| {
+                serde_json::from_str::<serde_json::Value>(&d.plan).is_ok_and(|plan| {
+                    plan["apps"]
+                        .as_array()
+                        .is_some_and(|apps| apps.iter().any(|p| p["app"] == app.as_str()))
+                })
+            })
+        })
+        .collect();
     if g.json {
-        super::print_json(
-            &serde_json::json!({"terminations": terminations, "refusals": refusals}),
-        )?;
+        super::print_json(&serde_json::json!({
+            "terminations": terminations,
+            "refusals": refusals,
+            "drills": drills,
+        }))?;
         return Ok(super::OK);
     }
     let rows: Vec<Vec<String>> = terminations
@@ -70,6 +86,13 @@ pub fn run(g: &Global, a: HistoryArgs) -> anyhow::Result<u8> {
             &rows
         )
     )?;
+    if !drills.is_empty() {
+        outln!()?;
+        out!(
+            "{}",
+            super::drill::drill_table(store.as_ref(), &drills, &tz)?
+        )?;
+    }
     if a.refusals {
         outln!()?;
         let rows: Vec<Vec<String>> = refusals

@@ -9,7 +9,7 @@ pub mod resolve;
 
 use std::path::{Path, PathBuf};
 
-pub use resolve::{OutageSettings, ProviderSettings, Settings};
+pub use resolve::{OutageSettings, ProviderSettings, Settings, probe_url_problem};
 
 /// The environment variable naming the config file.
 pub const ENV_CONFIG: &str = "SIMIAN_CONFIG";

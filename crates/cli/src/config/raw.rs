@@ -17,6 +17,8 @@ pub struct RawConfig {
     pub store: RawStore,
     pub outage: Option<Spanned<RawOutage>>,
     #[serde(default)]
+    pub drills: RawDrills,
+    #[serde(default)]
     pub providers: BTreeMap<Spanned<String>, Spanned<RawProvider>>,
     #[serde(default)]
     pub apps: Vec<Spanned<RawApp>>,
@@ -48,6 +50,14 @@ pub struct RawOutage {
     pub command: Option<Spanned<Vec<String>>>,
     pub http: Option<Spanned<String>>,
     pub timeout: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RawDrills {
+    pub probes: Option<Vec<Spanned<String>>>,
+    pub abort_below: Option<Spanned<f64>>,
+    pub probe_timeout: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]

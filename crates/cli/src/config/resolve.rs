@@ -16,7 +16,7 @@ use simian_providers::{
 use toml::Spanned;
 
 use super::ConfigError;
-use super::raw::{RawApp, RawConfig, RawMonkey, RawOutage, RawProvider, RawSelector};
+use super::raw::{RawApp, RawConfig, RawDrills, RawMonkey, RawOutage, RawProvider, RawSelector};
 
 /// Everything `simian.toml` says, validated.
 #[derive(Debug, Clone)]
@@ -33,6 +33,20 @@ pub struct Settings {
     pub outage: Option<OutageSettings>,
     /// `[providers.NAME]`.
     pub providers: BTreeMap<String, ProviderSettings>,
+    /// `[drills]`: the defaults of `simian gorilla` and `simian kong`.
+    pub drills: DrillSettings,
+}
+
+/// `[drills]`.
+#[derive(Debug, Clone, Serialize)]
+pub struct DrillSettings {
+    /// URLs checked before, during and after every drill (when no `--probe` is given).
+    pub probes: Vec<String>,
+    /// Abort below this share of successful checks (percent) over the last 10 s.
+    pub abort_below: f64,
+    /// How long one probe check may take.
+    #[serde(with = "secs")]
+    pub probe_timeout: Duration,
 }
 
 /// How to ask whether there is an outage.
@@ -251,6 +265,7 @@ pub fn resolve(path: &Path, text: &str) -> Result<Settings, ConfigError> {
     };
 
     let outage = raw.outage.as_ref().map(|o| outage(&ctx, o)).transpose()?;
+    let drills = drills(&ctx, &raw.drills)?;
 
     Ok(Settings {
         path: path.to_path_buf(),
@@ -266,6 +281,66 @@ pub fn resolve(path: &Path, text: &str) -> Result<Settings, ConfigError> {
         store_url,
         outage,
         providers,
+        drills,
+    })
+}
+
+/// A probe URL: `http://` or `https://`, with a host.
+pub fn probe_url_problem(url: &str) -> Option<String> {
+    let rest = url
+        .strip_prefix("http://")
+        .or_else(|| url.strip_prefix("https://"));
+    match rest {
+        None => Some(format!("{url:?} is not an http:// or https:// URL")),
+        Some(r) if r.is_empty() || r.starts_with('/') => Some(format!("{url:?} names no host")),
+        Some(_) if url.chars().any(|c| c.is_control() || c.is_whitespace()) => {
+            Some(format!("{url:?} holds a space or a control character"))
+        }
+        Some(_) => None,
+    }
+}
+
+fn drills(ctx: &Ctx, raw: &RawDrills) -> Result<DrillSettings, ConfigError> {
+    let mut probes = Vec::new();
+    for url in raw.probes.iter().flatten() {
+        if let Some(problem) = probe_url_problem(url.get_ref()) {
+            return Err(ctx.err(
+                url,
+                format!("[drills] probes: {problem}"),
+                "give URLs that answer 2xx while the service is healthy, e.g. \"http://127.0.0.1:8080/health\"",
+            ));
+        }
+        probes.push(url.get_ref().clone());
+    }
+    let abort_below = match &raw.abort_below {
+        None => 95.0,
+        Some(v) if (0.0..=100.0).contains(v.get_ref()) => *v.get_ref(),
+        Some(v) => {
+            return Err(ctx.err(
+                v,
+                format!("[drills] abort_below = {} is not a percentage", v.get_ref()),
+                "write a number from 0 to 100, e.g. 95",
+            ));
+        }
+    };
+    let probe_timeout = match &raw.probe_timeout {
+        None => Duration::from_secs(2),
+        Some(t) => {
+            let d = duration(ctx, t, "[drills] probe_timeout")?;
+            if d.is_zero() {
+                return Err(ctx.err(
+                    t,
+                    "[drills] probe_timeout is zero",
+                    "write a duration such as \"2s\"",
+                ));
+            }
+            d
+        }
+    };
+    Ok(DrillSettings {
+        probes,
+        abort_below,
+        probe_timeout,
     })
 }
 
@@ -1055,6 +1130,7 @@ impl Settings {
             },
             "store": { "url": simian_store::redact(&self.store_url) },
             "outage": self.outage,
+            "drills": self.drills,
             "providers": providers,
             "apps": p.apps.iter().map(|a| serde_json::json!({
                 "name": a.name,

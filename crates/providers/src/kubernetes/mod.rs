@@ -24,11 +24,16 @@ use std::time::{Duration, Instant};
 
 use k8s_openapi::api::apps::v1::ReplicaSet;
 use k8s_openapi::api::core::v1::{Event, EventSource, Node, ObjectReference, Pod};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
-use kube::api::{Api, DeleteParams, EvictParams, ListParams, PostParams, Preconditions};
+use k8s_openapi::api::networking::v1::{NetworkPolicy, NetworkPolicySpec};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta, Time};
+use kube::api::{
+    Api, DeleteParams, EvictParams, ListParams, Patch, PatchParams, PostParams, Preconditions,
+};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Client, Config};
-use simian_core::{Check, Instance, KillOutcome, Provider, ProviderError};
+use simian_core::{
+    Check, FaultKind, FaultOutcome, Instance, KillOutcome, Lease, Provider, ProviderError,
+};
 
 use crate::blocking::BlockingApi;
 
@@ -289,6 +294,256 @@ impl KubernetesProvider {
     }
 }
 
+impl KubernetesProvider {
+    /// The pod `instance` names, read again, if it still runs and may be touched: `Ok(None)`
+    /// when it is gone, replaced (another UID), terminating or not running; refused when it is
+    /// Simian's own pod or no longer carries the app (or the selector).
+    fn checked_pod(
+        &self,
+        c: &Connection,
+        instance: &Instance,
+    ) -> Result<Option<Pod>, ProviderError> {
+        let Some((namespace, name, uid)) = fleet::parse_id(&instance.id) else {
+            return Err(ProviderError::refused(
+                &self.name,
+                instance,
+                "not a pod id (NAMESPACE/NAME/UID)",
+            ));
+        };
+        if self.own_pod.as_ref() == Some(&(namespace.to_string(), name.to_string())) {
+            return Err(ProviderError::refused(
+                &self.name,
+                instance,
+                "this is the pod Simian runs in",
+            ));
+        }
+        let pods: Api<Pod> = Api::namespaced(c.client.clone(), namespace);
+        let fail = |e: &kube::Error, verb: &str, resource: &str| {
+            self.api.forget();
+            ProviderError::action(
+                &self.name,
+                instance,
+                api_error(e, &c.server, verb, resource, Some(namespace)),
+            )
+        };
+        // Re-read: the same pod, still opted in, still running.
+        let pod = match self.api.call(pods.get_opt(name)) {
+            Ok(Some(p)) => p,
+            Ok(None) => return Ok(None),
+            Err(e) => return Err(fail(&e, "get", "pods")),
+        };
+        let running = pod.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running");
+        if pod.metadata.uid.as_deref() != Some(uid)
+            || pod.metadata.deletion_timestamp.is_some()
+            || !running
+        {
+            return Ok(None);
+        }
+        let labels = pod.metadata.labels.clone().unwrap_or_default();
+        if labels.get(&self.config.app_label).map(String::as_str) != Some(instance.app.as_str()) {
+            return Err(ProviderError::refused(
+                &self.name,
+                instance,
+                format!(
+                    "the pod no longer carries {}={}",
+                    self.config.app_label, instance.app
+                ),
+            ));
+        }
+        if !self.config.selector.matches(&labels) {
+            return Err(ProviderError::refused(
+                &self.name,
+                instance,
+                format!(
+                    "the pod no longer matches the selector {:?}",
+                    self.config.selector.as_str()
+                ),
+            ));
+        }
+        Ok(Some(pod))
+    }
+
+    /// Cuts the pod off the network: a deny-all NetworkPolicy selecting the label
+    /// `simian.io/isolated=LEASE`, then that label on the pod; both verified.
+    fn isolate(&self, instance: &Instance, lease: &Lease) -> Result<FaultOutcome, ProviderError> {
+        let Some((namespace, name, _)) = fleet::parse_id(&instance.id) else {
+            return Err(ProviderError::refused(
+                &self.name,
+                instance,
+                "not a pod id (NAMESPACE/NAME/UID)",
+            ));
+        };
+        let c = self
+            .connection()
+            .map_err(|e| ProviderError::action(&self.name, instance, e))?;
+        if self.checked_pod(&c, instance)?.is_none() {
+            return Ok(FaultOutcome::AlreadyGone);
+        }
+        let started = Instant::now();
+        let fail = |e: &kube::Error, verb: &str, resource: &str| {
+            self.api.forget();
+            ProviderError::action(
+                &self.name,
+                instance,
+                api_error(e, &c.server, verb, resource, Some(namespace)),
+            )
+        };
+        let policies: Api<NetworkPolicy> = Api::namespaced(c.client.clone(), namespace);
+        match self
+            .api
+            .call(policies.create(&PostParams::default(), &isolation_policy(lease)))
+        {
+            Ok(_) => {}
+            Err(e) if status_code(&e) == Some(409) => {}
+            Err(e) => return Err(fail(&e, "create", "networkpolicies")),
+        }
+        let pods: Api<Pod> = Api::namespaced(c.client.clone(), namespace);
+        let patch =
+            serde_json::json!({"metadata": {"labels": {ISOLATED_LABEL: lease.id.to_string()}}});
+        match self
+            .api
+            .call(pods.patch(name, &PatchParams::default(), &Patch::Merge(&patch)))
+        {
+            Ok(_) => {}
+            Err(e) if status_code(&e) == Some(404) => return Ok(FaultOutcome::AlreadyGone),
+            Err(e) => return Err(fail(&e, "patch", "pods")),
+        }
+        let labelled = match self.api.call(pods.get_opt(name)) {
+            Ok(Some(p)) => {
+                p.metadata.labels.unwrap_or_default().get(ISOLATED_LABEL)
+                    == Some(&lease.id.to_string())
+            }
+            Ok(None) => return Ok(FaultOutcome::AlreadyGone),
+            Err(e) => return Err(fail(&e, "get", "pods")),
+        };
+        let policy = self
+            .api
+            .call(policies.get_opt(&policy_name(lease)))
+            .map_err(|e| fail(&e, "get", "networkpolicies"))?;
+        if !labelled || policy.is_none() {
+            return Err(ProviderError::action(
+                &self.name,
+                instance,
+                "the isolation policy and label were written, but reading them back does not show them",
+            ));
+        }
+        Ok(FaultOutcome::Made {
+            detail: format!(
+                "isolated by NetworkPolicy {namespace}/{} (deny all ingress and egress), verified after {} ms",
+                policy_name(lease),
+                started.elapsed().as_millis()
+            ),
+        })
+    }
+
+    /// Removes the pod's isolation label and the policy, and verifies both are gone.
+    fn reconnect(&self, lease: &Lease) -> Result<String, ProviderError> {
+        let failed = |message: String| ProviderError::Action {
+            provider: self.name.clone(),
+            instance_id: lease.instance_id.clone(),
+            message,
+        };
+        let Some((namespace, name, uid)) = fleet::parse_id(&lease.instance_id) else {
+            return Err(failed("not a pod id (NAMESPACE/NAME/UID)".into()));
+        };
+        let c = self.connection().map_err(failed)?;
+        let fail = |e: &kube::Error, verb: &str, resource: &str| {
+            self.api.forget();
+            failed(api_error(e, &c.server, verb, resource, Some(namespace)))
+        };
+        let pods: Api<Pod> = Api::namespaced(c.client.clone(), namespace);
+        let mut notes = Vec::new();
+        match self.api.call(pods.get_opt(name)) {
+            Ok(Some(p)) if p.metadata.uid.as_deref() == Some(uid) => {
+                let patch = serde_json::json!({"metadata": {"labels": {ISOLATED_LABEL: null}}});
+                match self.api.call(pods.patch(
+                    name,
+                    &PatchParams::default(),
+                    &Patch::Merge(&patch),
+                )) {
+                    Ok(_) => notes.push(format!("label removed from {namespace}/{name}")),
+                    Err(e) if status_code(&e) == Some(404) => notes.push("the pod is gone".into()),
+                    Err(e) => return Err(fail(&e, "patch", "pods")),
+                }
+            }
+            Ok(_) => notes.push("the pod is gone".into()),
+            Err(e) => return Err(fail(&e, "get", "pods")),
+        }
+        let policies: Api<NetworkPolicy> = Api::namespaced(c.client.clone(), namespace);
+        match self
+            .api
+            .call(policies.delete(&policy_name(lease), &DeleteParams::default()))
+        {
+            Ok(_) => notes.push(format!("NetworkPolicy {} deleted", policy_name(lease))),
+            Err(e) if status_code(&e) == Some(404) => {}
+            Err(e) => return Err(fail(&e, "delete", "networkpolicies")),
+        }
+        let still_labelled = match self.api.call(pods.get_opt(name)) {
+            Ok(Some(p)) => p
+                .metadata
+                .labels
+                .unwrap_or_default()
+                .contains_key(ISOLATED_LABEL),
+            Ok(None) => false,
+            Err(e) => return Err(fail(&e, "get", "pods")),
+        };
+        let policy_left = self
+            .api
+            .call(policies.get_opt(&policy_name(lease)))
+            .map_err(|e| fail(&e, "get", "networkpolicies"))?
+            .is_some();
+        if still_labelled || policy_left {
+            return Err(failed(
+                "the isolation was removed, but reading back still shows it".into(),
+            ));
+        }
+        let held = jiff::Timestamp::now().duration_since(lease.created_at);
+        Ok(format!(
+            "reconnected (verified) after {:.1} s isolated: {}",
+            held.as_secs_f64(),
+            notes.join(", ")
+        ))
+    }
+}
+
+/// The label that ties an isolated pod to its lease's NetworkPolicy.
+pub const ISOLATED_LABEL: &str = "simian.io/isolated";
+
+/// The NetworkPolicy of `lease`.
+fn policy_name(lease: &Lease) -> String {
+    format!("simian-isolate-{}", lease.id)
+}
+
+/// A policy that selects the pods labelled with `lease`'s id and allows them nothing.
+fn isolation_policy(lease: &Lease) -> NetworkPolicy {
+    let id = lease.id.to_string();
+    NetworkPolicy {
+        metadata: ObjectMeta {
+            name: Some(policy_name(lease)),
+            labels: Some(
+                [
+                    (
+                        "app.kubernetes.io/managed-by".to_string(),
+                        "simian".to_string(),
+                    ),
+                    ("simian.io/lease".to_string(), id.clone()),
+                ]
+                .into(),
+            ),
+            ..ObjectMeta::default()
+        },
+        spec: Some(NetworkPolicySpec {
+            pod_selector: Some(LabelSelector {
+                match_labels: Some([(ISOLATED_LABEL.to_string(), id)].into()),
+                ..LabelSelector::default()
+            }),
+            policy_types: Some(vec!["Ingress".into(), "Egress".into()]),
+            ingress: None,
+            egress: None,
+        }),
+    }
+}
+
 /// Connects as the configuration says.
 async fn connect(config: &KubernetesConfig) -> Result<Connection, String> {
     let options = KubeConfigOptions {
@@ -413,6 +668,36 @@ impl Provider for KubernetesProvider {
         Ok(instances)
     }
 
+    fn faults(&self) -> &'static [FaultKind] {
+        &[FaultKind::Isolate]
+    }
+
+    fn make_fault(
+        &self,
+        instance: &Instance,
+        lease: &Lease,
+    ) -> Result<FaultOutcome, ProviderError> {
+        match lease.kind {
+            FaultKind::Isolate => self.isolate(instance, lease),
+            other => Err(ProviderError::refused(
+                &self.name,
+                instance,
+                format!("a kubernetes provider cannot {other} a pod"),
+            )),
+        }
+    }
+
+    fn undo(&self, lease: &Lease) -> Result<String, ProviderError> {
+        match lease.kind {
+            FaultKind::Isolate => self.reconnect(lease),
+            other => Err(ProviderError::Refused {
+                provider: self.name.clone(),
+                instance_id: lease.instance_id.clone(),
+                reason: format!("a kubernetes provider makes no {other} faults"),
+            }),
+        }
+    }
+
     fn terminate(
         &self,
         instance: &Instance,
@@ -425,13 +710,6 @@ impl Provider for KubernetesProvider {
                 "not a pod id (NAMESPACE/NAME/UID)",
             ));
         };
-        if self.own_pod.as_ref() == Some(&(namespace.to_string(), name.to_string())) {
-            return Err(ProviderError::refused(
-                &self.name,
-                instance,
-                "this is the pod Simian runs in",
-            ));
-        }
         let c = self
             .connection()
             .map_err(|e| ProviderError::action(&self.name, instance, e))?;
@@ -444,40 +722,9 @@ impl Provider for KubernetesProvider {
                 api_error(e, &c.server, verb, resource, Some(namespace)),
             )
         };
-        // Re-read: the same pod, still opted in, still running.
-        let pod = match self.api.call(pods.get_opt(name)) {
-            Ok(Some(p)) => p,
-            Ok(None) => return Ok(KillOutcome::AlreadyGone),
-            Err(e) => return Err(fail(&e, "get", "pods")),
-        };
-        let running = pod.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running");
-        if pod.metadata.uid.as_deref() != Some(uid)
-            || pod.metadata.deletion_timestamp.is_some()
-            || !running
-        {
+        let Some(pod) = self.checked_pod(&c, instance)? else {
             return Ok(KillOutcome::AlreadyGone);
-        }
-        let labels = pod.metadata.labels.clone().unwrap_or_default();
-        if labels.get(&self.config.app_label).map(String::as_str) != Some(instance.app.as_str()) {
-            return Err(ProviderError::refused(
-                &self.name,
-                instance,
-                format!(
-                    "the pod no longer carries {}={}",
-                    self.config.app_label, instance.app
-                ),
-            ));
-        }
-        if !self.config.selector.matches(&labels) {
-            return Err(ProviderError::refused(
-                &self.name,
-                instance,
-                format!(
-                    "the pod no longer matches the selector {:?}",
-                    self.config.selector.as_str()
-                ),
-            ));
-        }
+        };
         // Never the only ready replica, unless the app allows it: counted now, not at listing.
         if !self
             .config
