@@ -288,6 +288,10 @@ pub struct DemoArgs {
     /// killed through the docker provider, instead of local processes.
     #[arg(long)]
     pub docker: bool,
+    /// Chaos Gorilla too: zone 2 goes dark (paused) for one simulated hour at noon of the
+    /// first day, then comes back.
+    #[arg(long)]
+    pub gorilla: bool,
 }
 
 /// `simian proxy`

@@ -26,10 +26,23 @@ fn survivors(run_id: &str) -> Vec<u32> {
 }
 
 fn demo(args: &[&str]) -> (i32, serde_json::Value, String) {
+    demo_for(2, 6, args)
+}
+
+/// `simian demo --json ARGS` over `days` days of `day_seconds` each.
+fn demo_for(days: u16, day_seconds: u16, args: &[&str]) -> (i32, serde_json::Value, String) {
     let s = Sandbox::new();
+    let (days, day_seconds) = (days.to_string(), day_seconds.to_string());
     let out = s.run(
         &[
-            &["demo", "--days", "2", "--day-seconds", "6", "--json"],
+            &[
+                "demo",
+                "--days",
+                &days,
+                "--day-seconds",
+                &day_seconds,
+                "--json",
+            ],
             args,
         ]
         .concat(),
@@ -196,4 +209,34 @@ fn a_crashed_docker_demo_is_cleaned_up_by_the_next_one() {
     assert_eq!(code, 0, "{stderr}\n{summary:#}");
     assert!(docker_ids(&label).is_empty(), "the next demo removed them");
     assert!(!demo_image_exists(pid), "and the image");
+}
+
+/// `--gorilla`: zone 2 goes dark (paused) for one simulated hour at noon and comes back; with
+/// health checks and retries the users do not notice, without them the drill's probe sees the
+/// loss and aborts it.
+#[test]
+fn the_gorilla_demo_pauses_a_zone_and_brings_it_back() {
+    // Days of 20 s (the default): the hour lasts 3.2 s, longer than the balancer's 1 s
+    // timeout, so a request stuck on a paused instance fails without a retry.
+    let robust = std::thread::spawn(|| demo_for(1, 20, &["--seed", "3", "--gorilla"]));
+    let fragile =
+        std::thread::spawn(|| demo_for(1, 20, &["--seed", "3", "--gorilla", "--fragile"]));
+    let (code, s, err) = robust.join().unwrap();
+    assert_eq!(code, 0, "{s}\n{err}");
+    let g = &s["gorilla"];
+    assert_eq!(g["zone"], "z2", "{s}");
+    assert_eq!(g["mode"], "pause", "{s}");
+    assert_eq!(g["instances"], 2, "{s}");
+    assert_eq!(g["ending"], "completed", "{s}");
+    assert!(s["availability"].as_f64().unwrap() >= 99.9, "{s}");
+    assert!(survivors(s["run_id"].as_str().unwrap()).is_empty());
+
+    let (code, s, err) = fragile.join().unwrap();
+    assert_eq!(code, 1, "{s}\n{err}");
+    assert_eq!(s["gorilla"]["ending"], "aborted", "{s}");
+    assert!(
+        s["gorilla"]["probe_availability"].as_f64().unwrap() < 95.0,
+        "{s}"
+    );
+    assert!(survivors(s["run_id"].as_str().unwrap()).is_empty());
 }

@@ -44,6 +44,18 @@ impl WorkdayClock {
         (day < self.days.len()).then_some((day, elapsed - day as f64))
     }
 
+    /// How long `simulated` lasts in real time, inside a day's window.
+    pub fn real_for(&self, simulated: Duration) -> Duration {
+        let Some(&(start, end)) = self.days.first() else {
+            return simulated;
+        };
+        let span = end.duration_since(start).as_secs_f64();
+        if span <= 0.0 {
+            return simulated;
+        }
+        self.day_real.mul_f64(simulated.as_secs_f64() / span)
+    }
+
     /// Total real duration.
     pub fn total(&self) -> Duration {
         self.day_real * self.days.len() as u32

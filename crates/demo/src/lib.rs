@@ -28,7 +28,9 @@ use anyhow::{Context, bail};
 use jiff::civil::date;
 use jiff::tz::TimeZone;
 use serde::Serialize;
-use simian_core::{Grouping, HistoryFilter, NoOutageCheck, Provider, TerminationState};
+use simian_core::{
+    Clock as _, Grouping, HistoryFilter, NoGuardian, NoOutageCheck, Provider, TerminationState,
+};
 use simian_monkey::{AppPolicy, Calendar, Daemon, Engine, Policy};
 use simian_providers::{DockerConfig, DockerProvider, ProcessConfig, ProcessProvider};
 
@@ -65,6 +67,33 @@ pub struct DemoOptions {
     pub json: bool,
     /// Run the fleet as Docker containers through the docker provider.
     pub docker: bool,
+    /// Chaos Gorilla too: zone 2 is paused for one simulated hour at noon of the first day.
+    pub gorilla: bool,
+}
+
+/// What the Chaos Gorilla drill of `--gorilla` did.
+#[derive(Clone, Debug, Serialize)]
+pub struct GorillaFigures {
+    /// The zone that went dark.
+    pub zone: String,
+    /// How: `pause`.
+    pub mode: String,
+    /// Instances paused.
+    pub instances: usize,
+    /// How long it lasted, in real seconds (one simulated hour).
+    pub real_seconds: f64,
+    /// From the first pause sent to every instance verified paused.
+    pub acting_ms: u128,
+    /// From the first resume sent to every instance verified running.
+    pub undo_ms: u128,
+    /// `completed`, or `aborted` when the steady state was lost.
+    pub ending: String,
+    /// In words.
+    pub detail: String,
+    /// The steady-state probe (the balancer) during the drill: availability, percent.
+    pub probe_availability: f64,
+    /// Its p99 latency during the drill, in milliseconds.
+    pub probe_p99_ms: Option<f64>,
 }
 
 /// Longest run of failed requests.
@@ -117,6 +146,9 @@ pub struct DemoSummary {
     pub met_target: bool,
     /// Ctrl-C or SIGTERM cut the run short.
     pub interrupted: bool,
+    /// The Chaos Gorilla drill (`--gorilla`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gorilla: Option<GorillaFigures>,
 }
 
 /// Runs the demo and prints its summary.
@@ -223,12 +255,30 @@ fn run_inner(o: &DemoOptions, interrupted: &Arc<AtomicBool>) -> anyhow::Result<D
         Duration::from_secs_f64(o.day_seconds),
     ));
     let kills = Arc::new(AtomicU64::new(0));
+    let providers = BTreeMap::from([("demo".to_string(), provider)]);
+    let drills = simian_drills::Drills::new(
+        store.clone(),
+        providers.clone(),
+        Arc::new(policy.clone()),
+        Arc::new(NoOutageCheck),
+        Arc::new(NoGuardian),
+    )
+    .with_timing(simian_drills::Timing {
+        interval: Duration::from_millis(100),
+        before_rounds: 3,
+        after: Duration::from_secs(1),
+        window: Duration::from_secs(1),
+    });
     let engine = Arc::new(Engine::new(
-        BTreeMap::from([("demo".to_string(), provider)]),
+        providers,
         store.clone(),
         clock.clone(),
         Arc::new(NoOutageCheck),
-        Arc::new(view::NoteNotifier::new(notes_tx, tz.clone(), kills.clone())),
+        Arc::new(view::NoteNotifier::new(
+            notes_tx.clone(),
+            tz.clone(),
+            kills.clone(),
+        )),
         Arc::new(policy),
         o.seed,
     ));
@@ -241,7 +291,7 @@ fn run_inner(o: &DemoOptions, interrupted: &Arc<AtomicBool>) -> anyhow::Result<D
     };
 
     let view_stop = Arc::new(AtomicBool::new(false));
-    std::thread::scope(|scope| {
+    let gorilla = std::thread::scope(|scope| {
         let gauges = view::Gauges {
             clock: clock.clone(),
             tz: tz.clone(),
@@ -251,6 +301,10 @@ fn run_inner(o: &DemoOptions, interrupted: &Arc<AtomicBool>) -> anyhow::Result<D
         };
         let stop = view_stop.clone();
         let view = scope.spawn(move || view::draw(gauges, notes_rx, stop, o.json));
+        let gorilla = (o.gorilla && o.zones >= 2).then(|| {
+            let (clock, drills, notes, tz) = (clock.clone(), &drills, notes_tx.clone(), tz.clone());
+            scope.spawn(move || gorilla_drill(drills, &clock, lb, &notes, &tz, interrupted))
+        });
         while clock.position().is_some() && !interrupted.load(Ordering::SeqCst) {
             std::thread::sleep(Duration::from_millis(50));
         }
@@ -260,7 +314,13 @@ fn run_inner(o: &DemoOptions, interrupted: &Arc<AtomicBool>) -> anyhow::Result<D
         }
         view_stop.store(true, Ordering::SeqCst);
         let _ = view.join();
-    });
+        gorilla
+            .map(|g| {
+                g.join()
+                    .unwrap_or_else(|_| Err(anyhow::anyhow!("the drill thread panicked")))
+            })
+            .transpose()
+    })?;
 
     monkey_stop.store(true, Ordering::SeqCst);
     let monkey_result = monkey.join();
@@ -329,7 +389,94 @@ fn run_inner(o: &DemoOptions, interrupted: &Arc<AtomicBool>) -> anyhow::Result<D
         target: o.target,
         met_target: requests > 0 && availability >= o.target,
         interrupted: interrupted.load(Ordering::SeqCst),
+        gorilla: gorilla.flatten(),
     })
+}
+
+/// The zone `--gorilla` takes down.
+pub const GORILLA_ZONE: &str = "z2";
+
+/// At noon of the first simulated day, zone 2 goes dark for one simulated hour: a real drill
+/// (the drills runner, the store, the process or docker provider's pause), with the balancer
+/// as its steady-state probe. `None` when the run ended before noon.
+fn gorilla_drill(
+    drills: &simian_drills::Drills,
+    clock: &WorkdayClock,
+    balancer: std::net::SocketAddr,
+    notes: &mpsc::Sender<view::Note>,
+    tz: &TimeZone,
+    interrupted: &AtomicBool,
+) -> anyhow::Result<Option<GorillaFigures>> {
+    let (y, m, d) = FIRST_DAY;
+    let noon = date(y, m, d)
+        .at(12, 0, 0, 0)
+        .to_zoned(tz.clone())?
+        .timestamp();
+    while clock.now() < noon {
+        if clock.position().is_none() || interrupted.load(Ordering::SeqCst) {
+            return Ok(None);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let duration = clock.real_for(Duration::from_secs(3600));
+    let request = simian_drills::DrillRequest {
+        kind: simian_core::DrillKind::Gorilla,
+        target: GORILLA_ZONE.into(),
+        mode: simian_core::DrillMode::Pause,
+        apps: Vec::new(),
+        duration,
+        abort_below: 95.0,
+        probes: vec![format!("http://{balancer}/")],
+        dry_run: Some(false),
+    };
+    let prepared = match drills.prepare(request)? {
+        Ok(p) => p,
+        Err(refused) => {
+            let _ = notes.send(view::Note::Drill(format!(
+                "Chaos Gorilla refused: {}",
+                refused.reason
+            )));
+            return Ok(None);
+        }
+    };
+    let _ = notes.send(view::Note::Drill(format!(
+        "Chaos Gorilla: zone {GORILLA_ZONE} goes dark (pause) for one hour"
+    )));
+    let probe: Box<dyn simian_drills::Probe> = Box::new(simian_drills::HttpProbe::new(
+        &format!("http://{balancer}/"),
+        Duration::from_secs(3),
+    ));
+    let finished = match drills.execute(prepared, &[probe], interrupted, &|_| {})? {
+        Ok(f) => f,
+        Err(refused) => {
+            let _ = notes.send(view::Note::Drill(format!(
+                "Chaos Gorilla refused: {}",
+                refused.reason
+            )));
+            return Ok(None);
+        }
+    };
+    let ending = finished
+        .drill
+        .ending
+        .map_or("running", simian_core::DrillEnding::as_str)
+        .to_string();
+    let _ = notes.send(view::Note::Drill(format!(
+        "Chaos Gorilla: zone {GORILLA_ZONE} is back ({ending})"
+    )));
+    let during = finished.report.first().map(|r| r.during.clone());
+    Ok(Some(GorillaFigures {
+        zone: GORILLA_ZONE.into(),
+        mode: "pause".into(),
+        instances: finished.acted.len(),
+        real_seconds: duration.as_secs_f64(),
+        acting_ms: finished.acting_ms,
+        undo_ms: finished.undo_ms,
+        ending,
+        detail: finished.drill.detail.clone().unwrap_or_default(),
+        probe_availability: during.as_ref().map_or(100.0, |d| d.availability),
+        probe_p99_ms: during.and_then(|d| d.p99_ms),
+    }))
 }
 
 fn print(s: &DemoSummary, json: bool) -> anyhow::Result<()> {
@@ -379,6 +526,21 @@ fn print(s: &DemoSummary, json: bool) -> anyhow::Result<()> {
         "  longest burst   {} failed request(s) over {:.0} ms",
         s.longest_error_burst.requests, s.longest_error_burst.ms
     )?;
+    if let Some(g) = &s.gorilla {
+        writeln!(
+            out,
+            "  chaos gorilla   zone {} paused ({} instances) for one simulated hour ({:.1} s): {}",
+            g.zone, g.instances, g.real_seconds, g.ending
+        )?;
+        writeln!(
+            out,
+            "                  all paused in {} ms, all resumed in {} ms; the balancer answered {:.2}% of probes during it (p99 {})",
+            g.acting_ms,
+            g.undo_ms,
+            g.probe_availability,
+            g.probe_p99_ms.map_or("-".into(), |v| format!("{v:.0} ms"))
+        )?;
+    }
     writeln!(out)?;
     if s.met_target {
         writeln!(

@@ -34,6 +34,8 @@ pub enum Note {
         /// How long the slot was empty.
         after: Duration,
     },
+    /// What the Chaos Gorilla drill is doing.
+    Drill(String),
 }
 
 /// Forwards finished terminations to the view.
@@ -140,6 +142,7 @@ pub fn draw(g: Gauges, notes: Receiver<Note>, stop: Arc<AtomicBool>, quiet: bool
                     "  supervisor replaced {slot} after {:.1}s",
                     after.as_secs_f64()
                 ),
+                Note::Drill(what) => format!("  {what}"),
             };
             if mp.is_hidden() {
                 if !quiet {

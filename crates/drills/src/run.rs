@@ -375,9 +375,11 @@ impl Drills {
     ) -> Result<Result<Finished, Refused>, DrillError> {
         let t0 = Instant::now();
         let mut log = ProbeLog::new(probes.iter().map(|p| p.name().to_string()));
+        // A check's sample is dated when its answer came: a slow failure counts in the window
+        // it was seen in.
         let check_all = |log: &mut ProbeLog, phase: Phase| {
-            let at = t0.elapsed();
             let outcomes = parallel(probes, |probe| probe.check());
+            let at = t0.elapsed();
             for (i, outcome) in outcomes.into_iter().enumerate() {
                 log.record(i, Sample { at, phase, outcome });
             }

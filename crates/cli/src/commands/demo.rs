@@ -23,6 +23,7 @@ pub fn run(g: &Global, a: DemoArgs) -> anyhow::Result<u8> {
         day_seconds: a.day_seconds,
         json: g.json,
         docker: a.docker,
+        gorilla: a.gorilla,
     };
     let summary = simian_demo::run(options)?;
     Ok(if summary.met_target {
