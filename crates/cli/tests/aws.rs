@@ -166,3 +166,65 @@ fn aws_settings_are_checked() {
     assert_eq!(a["apps"][0], "web", "{a}");
     assert_eq!(a["allow_single_replica"][0], "web", "{a}");
 }
+
+/// Chaos Gorilla on AWS: every instance of the zone, in every opted-in group, terminated
+/// through the provider in parallel, each recorded with origin `gorilla`; the groups replace
+/// them; pause and isolate are refused naming what the provider supports.
+#[test]
+#[ignore = "needs python3 with moto[server] (the AWS API emulator): scripts/test.sh installs it (then pass --include-ignored)"]
+fn gorilla_terminates_the_zone_in_every_group() {
+    let moto = Moto::start();
+    let mut launched = Vec::new();
+    for g in ["web-prod-a", "web-prod-b"] {
+        launched.extend(moto.group(R, g, &spread(), &[]));
+    }
+    let s = sandbox(&moto, "dry_run = false", "");
+    let out = s.run(&[
+        "gorilla",
+        "us-east-1b",
+        "--mode",
+        "pause",
+        "--duration",
+        "1m",
+    ]);
+    out.expect(3);
+    assert!(
+        out.stderr().contains("which supports terminate"),
+        "{}",
+        out.stderr()
+    );
+
+    let out = s.run(&["gorilla", "us-east-1b", "--json"]);
+    out.expect(0);
+    let j = out.json();
+    let acted = j["acted"].as_array().unwrap();
+    assert_eq!(
+        acted.len(),
+        2,
+        "one instance of each group is in us-east-1b: {j}"
+    );
+    assert!(acted.iter().all(|a| a["outcome"] == "killed"), "{j}");
+    let in_b: BTreeSet<String> = launched
+        .iter()
+        .filter(|m| m.zone == "us-east-1b")
+        .map(|m| m.id.clone())
+        .collect();
+    let killed: BTreeSet<String> = acted
+        .iter()
+        .map(|a| a["instance"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(killed, in_b, "exactly the zone's instances");
+    for g in ["web-prod-a", "web-prod-b"] {
+        let now = moto.members(R, g).unwrap();
+        assert!(now.iter().all(|m| !in_b.contains(&m.id)), "{g}: {now:?}");
+    }
+    let history = s.run(&["history", "--json"]).json();
+    let kills = history["terminations"].as_array().unwrap();
+    assert_eq!(kills.len(), 2, "{history}");
+    assert!(
+        kills
+            .iter()
+            .all(|k| k["origin"] == "gorilla" && k["drill"] == 1),
+        "{history}"
+    );
+}

@@ -586,3 +586,42 @@ fn probes_and_the_abort_threshold_can_come_from_the_config() {
     s.run(&["gorilla", "a", "--probe", "not a url"]).expect(2);
     s.run(&["gorilla", "a", "--abort-below", "101"]).expect(2);
 }
+
+/// On a static inventory a drill plans and records at any scale, and touches nothing real:
+/// its kills are `simulated`. Kong over the only region leaves the app out (it would lose
+/// everything), so there is nothing to do: exit 3.
+#[test]
+fn a_static_inventory_drill_is_recorded_and_simulated() {
+    let s = Sandbox::new();
+    s.write("inventory.json", &util::inventory(5));
+    s.write(
+        "simian.toml",
+        &util::config("dry_run = false", "", "sqlite://simian.db"),
+    );
+    let out = s.run(&["gorilla", "us-east-1a", "--json"]);
+    out.expect(0);
+    let j = out.json();
+    assert_eq!(j["acted"].as_array().unwrap().len(), 5, "{j}");
+    let history = s.run(&["history", "--json"]).json();
+    let kills = history["terminations"].as_array().unwrap();
+    assert_eq!(kills.len(), 5, "{history}");
+    assert!(
+        kills
+            .iter()
+            .all(|k| k["state"] == "simulated" && k["zone"] == "us-east-1a"),
+        "{history}"
+    );
+
+    let out = s.run(&["kong", "us-east-1", "--confirm", "us-east-1", "--json"]);
+    out.expect(3);
+    let j = out.json();
+    assert_eq!(j["refusal"]["check"], "nothing_to_do", "{j}");
+    assert!(j["plan"].is_null(), "{j}");
+    assert!(
+        j["refusal"]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("lose every instance"),
+        "{j}"
+    );
+}

@@ -27,8 +27,8 @@ use simian_core::{Provider, Store};
 pub use plan::{AppInventory, AppPlan, LeftOut, Plan, supported_modes};
 pub use probe::{HttpProbe, Probe, ProbeReport};
 pub use run::{
-    ABANDONED_AFTER, Acted, DrillError, DrillRequest, Drills, Finished, Prepared, Refused, Timing,
-    end_if_abandoned, reconcile_drills, undo_drill,
+    ABANDONED_AFTER, Acted, DrillError, DrillRequest, Drills, Finished, PARALLEL, Prepared,
+    Refused, Timing, end_if_abandoned, reconcile_drills, undo_drill,
 };
 
 /// How long after the deadline a drill's guardian waits for the drill's own simian, while
@@ -81,7 +81,7 @@ pub fn guard_drill(
         let left = Duration::try_from(due.duration_since(now)).unwrap_or_default();
         return Ok(GuardStep::Wait(left.min(Duration::from_secs(1))));
     }
-    let undone = undo_drill(store, providers, id).map_err(|e| e.to_string())?;
+    let undone = undo_drill(store, providers, id, PARALLEL).map_err(|e| e.to_string())?;
     if !undone.failures.is_empty() {
         return Err(format!(
             "drill {id}: {} faults not undone yet: {}",

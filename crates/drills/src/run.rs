@@ -152,13 +152,13 @@ pub struct Finished {
     pub undo_ms: u128,
 }
 
-/// Runs `f` over `items`, at most [`PARALLEL`] at once, results in the items' order.
-pub fn parallel<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R> {
+/// Runs `f` over `items`, at most `width` at once (at least one), results in the items' order.
+pub fn parallel<T: Sync, R: Send>(width: usize, items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R> {
     let next = AtomicUsize::new(0);
     let slots: Vec<std::sync::Mutex<Option<R>>> =
         items.iter().map(|_| std::sync::Mutex::new(None)).collect();
     std::thread::scope(|scope| {
-        for _ in 0..PARALLEL.min(items.len()) {
+        for _ in 0..width.clamp(1, items.len().max(1)) {
             scope.spawn(|| {
                 loop {
                     let i = next.fetch_add(1, Ordering::Relaxed);
@@ -183,6 +183,7 @@ pub struct Drills {
     outage: Arc<dyn OutageCheck>,
     guardian: Arc<dyn Guardian>,
     timing: Timing,
+    width: usize,
 }
 
 impl Drills {
@@ -201,7 +202,14 @@ impl Drills {
             outage,
             guardian,
             timing: Timing::default(),
+            width: PARALLEL,
         }
+    }
+
+    /// This runner acting on at most `width` instances at once (1: one by one).
+    pub fn with_width(mut self, width: usize) -> Drills {
+        self.width = width.max(1);
+        self
     }
 
     /// This runner with another pace.
@@ -378,7 +386,7 @@ impl Drills {
         // A check's sample is dated when its answer came: a slow failure counts in the window
         // it was seen in.
         let check_all = |log: &mut ProbeLog, phase: Phase| {
-            let outcomes = parallel(probes, |probe| probe.check());
+            let outcomes = parallel(probes.len(), probes, |probe| probe.check());
             let at = t0.elapsed();
             for (i, outcome) in outcomes.into_iter().enumerate() {
                 log.record(i, Sample { at, phase, outcome });
@@ -476,12 +484,17 @@ impl Drills {
             },
             p.request.duration
         );
+        let undone_note = if p.request.mode == DrillMode::Terminate {
+            "the kills cannot be undone"
+        } else {
+            "everything was undone"
+        };
         let mut next = Instant::now();
         let mut ended_elsewhere = false;
         while Timestamp::now() < deadline {
             if stop.load(Ordering::SeqCst) {
                 ending = DrillEnding::Ended;
-                detail = "ended early on request (Ctrl-C); everything was undone".into();
+                detail = format!("ended early on request (Ctrl-C, SIGTERM); {undone_note}");
                 break;
             }
             if self.store.drill(drill.id)?.is_some_and(|d| !d.is_running()) {
@@ -504,7 +517,7 @@ impl Drills {
             if share * 100.0 < p.request.abort_below {
                 ending = DrillEnding::Aborted;
                 detail = format!(
-                    "aborted: {:.1}% of probe checks succeeded over the last {:?}, below {}%; everything was undone",
+                    "aborted: {:.1}% of probe checks succeeded over the last {:?}, below {}%; {undone_note}",
                     share * 100.0,
                     self.timing.window,
                     p.request.abort_below
@@ -516,7 +529,7 @@ impl Drills {
 
         // 8. Undo.
         let undoing = Instant::now();
-        let undone = undo_drill(self.store.as_ref(), &self.providers, drill.id)?;
+        let undone = undo_drill(self.store.as_ref(), &self.providers, drill.id, self.width)?;
         let undo_ms = undoing.elapsed().as_millis();
         for a in &mut acted {
             if let Some(how) = undone.endings.get(&a.instance) {
@@ -580,7 +593,7 @@ impl Drills {
         kind: simian_core::FaultKind,
         targets: &[(String, String, &Instance)],
     ) -> Result<Vec<Acted>, DrillError> {
-        let memos = parallel(targets, |(_, provider, instance)| {
+        let memos = parallel(self.width, targets, |(_, provider, instance)| {
             self.providers[provider].fault_memo(instance, kind)
         });
         let now = Timestamp::now();
@@ -615,7 +628,7 @@ impl Drills {
         self.guardian.watch_drill(drill);
         let work: Vec<(&(String, String, &Instance), &Lease)> =
             to_act.iter().zip(&leases).collect();
-        let outcomes = parallel(&work, |((_, provider, instance), lease)| {
+        let outcomes = parallel(self.width, &work, |((_, provider, instance), lease)| {
             self.providers[provider].make_fault(instance, lease)
         });
         let mut gone = Vec::new();
@@ -659,7 +672,7 @@ impl Drills {
             .record_drill_terminations(drill, &victims, Timestamp::now())?;
         let work: Vec<(&(String, String, &Instance), i64)> =
             targets.iter().zip(recorded.iter().map(|t| t.id)).collect();
-        let outcomes = parallel(&work, |((_, provider, instance), id)| {
+        let outcomes = parallel(self.width, &work, |((_, provider, instance), id)| {
             self.providers[provider].terminate(instance, *id)
         });
         let mut acted = Vec::new();
@@ -713,6 +726,7 @@ pub fn undo_drill(
     store: &dyn Store,
     providers: &BTreeMap<String, Arc<dyn Provider>>,
     drill: i64,
+    width: usize,
 ) -> Result<Undone, StoreError> {
     let mut undone = Undone::default();
     for attempt in 0..3 {
@@ -730,7 +744,7 @@ pub fn undo_drill(
         }
         let ids: Vec<i64> = open.iter().map(|l| l.id).collect();
         store.begin_undo(&ids, Timestamp::now())?;
-        let results = parallel(&open, |lease| match providers.get(&lease.provider) {
+        let results = parallel(width, &open, |lease| match providers.get(&lease.provider) {
             Some(p) => p.undo(lease).map_err(|e| e.to_string()),
             None => Err(format!("provider {:?} is not configured", lease.provider)),
         });

@@ -274,7 +274,7 @@ fn end(
         return Err(UsageError(format!("no drill {id}: `simian outages` lists them")).into());
     };
     let providers = wire::providers(settings)?;
-    let undone = simian_drills::undo_drill(store, &providers, id)?;
+    let undone = simian_drills::undo_drill(store, &providers, id, simian_drills::PARALLEL)?;
     let ended = drill.is_running()
         && store.end_drill(
             id,
