@@ -872,7 +872,6 @@ impl DockerProvider {
             instance_id: id.to_string(),
             message,
         };
-        let attachments = memo_attachments(lease).map_err(failed)?;
         let unreachable = |e: bollard::errors::Error| {
             self.api.forget();
             failed(connection_error(&self.host, &e))
@@ -880,6 +879,13 @@ impl DockerProvider {
         let Some(now) = self.inspect(client, id).map_err(unreachable)? else {
             return Ok("nothing to undo: the container is gone".into());
         };
+        let attachments = memo_attachments(lease).map_err(failed)?;
+        if attachments
+            .iter()
+            .all(|a| now.networks.contains_key(&a.network))
+        {
+            return Ok("nothing to undo: the container is attached to every network it had".into());
+        }
         let mut notes = Vec::new();
         for a in attachments
             .iter()

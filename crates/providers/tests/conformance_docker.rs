@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use conformance::Fixture;
-use simian_core::{Instance, Provider};
+use simian_core::{FaultKind, Instance, Provider};
 use simian_providers::{DockerConfig, DockerProvider};
 use simian_testkit::docker::{Lab, RUN_LABEL, docker};
 
@@ -89,6 +89,16 @@ impl Fixture for Containers {
 
     fn remove(&mut self, handle: usize) {
         docker(&["rm", "-f", &self.ids[handle]]);
+    }
+
+    fn faulted(&mut self, handle: usize, kind: FaultKind) -> bool {
+        let id = &self.ids[handle];
+        match kind {
+            FaultKind::Pause => self.lab.paused(id),
+            FaultKind::Isolate => {
+                docker(&["inspect", "-f", "{{len .NetworkSettings.Networks}}", id]) == "0"
+            }
+        }
     }
 
     fn protected(&mut self) -> (Box<dyn Provider>, Instance, Option<usize>) {

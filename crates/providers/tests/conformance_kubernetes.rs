@@ -10,7 +10,7 @@ mod conformance;
 use std::collections::BTreeSet;
 
 use conformance::Fixture;
-use simian_core::{Instance, Provider};
+use simian_core::{FaultKind, Instance, Provider};
 use simian_providers::kubernetes::Selector;
 use simian_providers::{KubernetesConfig, KubernetesProvider};
 use simian_testkit::kube::{Emulator, PodSpec};
@@ -134,6 +134,26 @@ impl Fixture for Pods {
     fn remove(&mut self, handle: usize) {
         let name = self.pods[handle].0.clone();
         self.emulator.delete_pod(NS, &name);
+    }
+
+    fn faulted(&mut self, handle: usize, kind: FaultKind) -> bool {
+        assert_eq!(kind, FaultKind::Isolate, "pods are only isolated");
+        let name = &self.pods[handle].0;
+        let Some(lease) = self.emulator.get_pod(NS, name).and_then(|p| {
+            p["metadata"]["labels"]["simian.io/isolated"]
+                .as_str()
+                .map(str::to_string)
+        }) else {
+            return false;
+        };
+        let (status, policy) = self.emulator.request(
+            "GET",
+            &format!(
+                "/apis/networking.k8s.io/v1/namespaces/{NS}/networkpolicies/simian-isolate-{lease}"
+            ),
+            None,
+        );
+        status == 200 && policy["spec"]["policyTypes"] == serde_json::json!(["Ingress", "Egress"])
     }
 
     fn protected(&mut self) -> (Box<dyn Provider>, Instance, Option<usize>) {

@@ -9,7 +9,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use conformance::Fixture;
-use simian_core::{Instance, Provider};
+use simian_core::{FaultKind, Instance, Provider};
 use simian_providers::{ProcessConfig, ProcessProvider};
 
 /// Processes started by one test, tagged with its run id; killed and reaped at the end.
@@ -120,6 +120,14 @@ impl Fixture for Processes {
 
     fn remove(&mut self, handle: usize) {
         self.stop(handle);
+    }
+
+    fn faulted(&mut self, handle: usize, kind: FaultKind) -> bool {
+        assert_eq!(kind, FaultKind::Pause, "processes are only paused");
+        let pid = self.children[handle].id();
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        stat.rfind(')')
+            .is_some_and(|at| stat[at + 1..].trim_start().starts_with('T'))
     }
 
     fn protected(&mut self) -> (Box<dyn Provider>, Instance, Option<usize>) {

@@ -452,9 +452,31 @@ impl KubernetesProvider {
             failed(api_error(e, &c.server, verb, resource, Some(namespace)))
         };
         let pods: Api<Pod> = Api::namespaced(c.client.clone(), namespace);
+        let policies: Api<NetworkPolicy> = Api::namespaced(c.client.clone(), namespace);
         let mut notes = Vec::new();
-        match self.api.call(pods.get_opt(name)) {
-            Ok(Some(p)) if p.metadata.uid.as_deref() == Some(uid) => {
+        // The same pod (same UID), and whether it still carries the isolation label.
+        let labelled = match self.api.call(pods.get_opt(name)) {
+            Ok(Some(p)) if p.metadata.uid.as_deref() == Some(uid) => Some(
+                p.metadata
+                    .labels
+                    .unwrap_or_default()
+                    .contains_key(ISOLATED_LABEL),
+            ),
+            Ok(_) => None,
+            Err(e) => return Err(fail(&e, "get", "pods")),
+        };
+        let policy = self
+            .api
+            .call(policies.get_opt(&policy_name(lease)))
+            .map_err(|e| fail(&e, "get", "networkpolicies"))?;
+        if labelled != Some(true) && policy.is_none() {
+            return Ok(match labelled {
+                None => "nothing to undo: the pod is gone".into(),
+                Some(_) => "nothing to undo: the pod is not isolated".into(),
+            });
+        }
+        match labelled {
+            Some(true) => {
                 let patch = serde_json::json!({"metadata": {"labels": {ISOLATED_LABEL: null}}});
                 match self.api.call(pods.patch(
                     name,
@@ -466,10 +488,9 @@ impl KubernetesProvider {
                     Err(e) => return Err(fail(&e, "patch", "pods")),
                 }
             }
-            Ok(_) => notes.push("the pod is gone".into()),
-            Err(e) => return Err(fail(&e, "get", "pods")),
+            Some(false) => {}
+            None => notes.push("the pod is gone".into()),
         }
-        let policies: Api<NetworkPolicy> = Api::namespaced(c.client.clone(), namespace);
         match self
             .api
             .call(policies.delete(&policy_name(lease), &DeleteParams::default()))

@@ -5,7 +5,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, dead_code)]
 
-use simian_core::{Instance, KillOutcome, Provider, ProviderError};
+use simian_core::{FaultKind, FaultOutcome, Instance, KillOutcome, Lease, Provider, ProviderError};
 
 /// Real instances of one provider, started by the test.
 pub trait Fixture {
@@ -56,6 +56,136 @@ pub trait Fixture {
     /// launches another), so a listing after a kill has as many instances as before.
     fn replaces_killed(&self) -> bool {
         false
+    }
+
+    /// Whether the instance `handle` holds the fault `kind` now (stopped, paused, cut off the
+    /// network), seen from outside the provider. Only asked for the kinds the provider's
+    /// `faults()` names.
+    fn faulted(&mut self, _handle: usize, _kind: FaultKind) -> bool {
+        false
+    }
+}
+
+/// A lease as the store would hand it back, for fault `kind` on `instance`.
+fn lease(p: &dyn Provider, instance: &Instance, kind: FaultKind, id: i64) -> Lease {
+    let now = jiff::Timestamp::now();
+    Lease {
+        id,
+        termination: None,
+        drill: Some(1),
+        provider: p.name().to_string(),
+        instance_id: instance.id.to_string(),
+        kind,
+        deadline: now + jiff::SignedDuration::from_secs(60),
+        created_at: now,
+        memo: p.fault_memo(instance, kind).unwrap(),
+        undo_at: None,
+        ended_at: None,
+        ending: None,
+    }
+}
+
+/// Every fault the provider names is made on exactly the instance, verified, and undone,
+/// verified; undoing twice is harmless; a fault on an instance that is gone is `AlreadyGone`;
+/// a fault it does not name is refused, touching nothing.
+pub fn makes_and_undoes_the_faults_it_names(f: &mut dyn Fixture) {
+    let target = f.start("web", "prod", "z1", "core");
+    let bystander = f.start("web", "prod", "z1", "core");
+    let gone = f.start("web", "prod", "z1", "core");
+    f.settle();
+    let p = f.provider();
+    let faults = p.faults();
+    let (t, g) = (
+        listed(p.as_ref(), &f.id(target)).unwrap(),
+        listed(p.as_ref(), &f.id(gone)).unwrap(),
+    );
+    for (n, kind) in faults.iter().enumerate() {
+        let l = lease(p.as_ref(), &t, *kind, 100 + n as i64);
+        let made = p.make_fault(&t, &l).unwrap();
+        assert!(
+            matches!(made, FaultOutcome::Made { .. }),
+            "{kind}: {made:?}"
+        );
+        assert!(f.faulted(target, *kind), "{kind}: verified in place");
+        assert!(
+            !f.faulted(bystander, *kind),
+            "{kind}: nothing else was touched"
+        );
+        let undone = p.undo(&l).unwrap();
+        assert!(!f.faulted(target, *kind), "{kind}: undone ({undone})");
+        assert!(f.alive(target), "{kind}: still runs");
+        let again = p.undo(&l).unwrap();
+        assert!(again.starts_with("nothing to undo"), "{kind}: {again}");
+    }
+    f.remove(gone);
+    for (n, kind) in faults.iter().enumerate() {
+        let l = Lease {
+            memo: None,
+            ..lease(p.as_ref(), &t, *kind, 200 + n as i64)
+        };
+        let l = Lease {
+            instance_id: g.id.to_string(),
+            ..l
+        };
+        assert_eq!(
+            p.make_fault(&g, &l).unwrap(),
+            FaultOutcome::AlreadyGone,
+            "{kind}"
+        );
+        assert!(p.undo(&l).unwrap().starts_with("nothing to undo"), "{kind}");
+    }
+    for kind in [FaultKind::Pause, FaultKind::Isolate] {
+        if faults.contains(&kind) {
+            continue;
+        }
+        let l = Lease {
+            id: 300,
+            termination: None,
+            drill: None,
+            provider: p.name().to_string(),
+            instance_id: t.id.to_string(),
+            kind,
+            deadline: jiff::Timestamp::now(),
+            created_at: jiff::Timestamp::now(),
+            memo: None,
+            undo_at: None,
+            ended_at: None,
+            ending: None,
+        };
+        assert!(
+            matches!(p.make_fault(&t, &l), Err(ProviderError::Refused { .. })),
+            "{kind} is not something a {} provider does",
+            p.kind()
+        );
+    }
+    assert!(f.alive(target) && f.alive(bystander));
+}
+
+/// Never makes a fault on what Simian itself runs in.
+pub fn never_faults_itself(f: &mut dyn Fixture) {
+    let (p, me, handle) = f.protected();
+    for kind in p.faults() {
+        let l = Lease {
+            id: 400,
+            termination: None,
+            drill: None,
+            provider: p.name().to_string(),
+            instance_id: me.id.to_string(),
+            kind: *kind,
+            deadline: jiff::Timestamp::now(),
+            created_at: jiff::Timestamp::now(),
+            memo: None,
+            undo_at: None,
+            ended_at: None,
+            ending: None,
+        };
+        assert!(
+            matches!(p.make_fault(&me, &l), Err(ProviderError::Refused { .. })),
+            "{kind}: refused"
+        );
+        if let Some(h) = handle {
+            assert!(!f.faulted(h, *kind), "{kind}: left alone");
+        }
     }
 }
 
@@ -180,7 +310,9 @@ macro_rules! conformance_tests {
             terminates_exactly_the_drawn_instance,
             removed_or_stopped_instances_are_already_gone,
             refuses_an_instance_that_is_not_the_app_it_was,
-            never_touches_itself);
+            never_touches_itself,
+            makes_and_undoes_the_faults_it_names,
+            never_faults_itself);
     };
     ($make:expr, ignore = $why:literal) => {
         $crate::conformance_tests!(@each $make, [$why],
@@ -188,7 +320,9 @@ macro_rules! conformance_tests {
             terminates_exactly_the_drawn_instance,
             removed_or_stopped_instances_are_already_gone,
             refuses_an_instance_that_is_not_the_app_it_was,
-            never_touches_itself);
+            never_touches_itself,
+            makes_and_undoes_the_faults_it_names,
+            never_faults_itself);
     };
     (@each $make:expr, [], $($check:ident),*) => {
         $(
