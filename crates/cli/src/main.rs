@@ -11,7 +11,6 @@ use clap::Parser;
 mod output;
 mod args;
 mod commands;
-mod config;
 mod guardian;
 mod outage;
 mod wire;

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use simian_core::{OutageCheck, OutageStatus};
 
-use crate::config::OutageSettings;
+use simian_config::OutageSettings;
 
 /// Builds the configured check.
 pub fn build(settings: Option<&OutageSettings>) -> Box<dyn OutageCheck> {

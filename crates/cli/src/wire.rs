@@ -10,7 +10,7 @@ use simian_providers::{
     AwsProvider, DockerProvider, KubernetesProvider, ProcessProvider, StaticProvider,
 };
 
-use crate::config::{self, ConfigError, ProviderSettings, Settings};
+use simian_config::{self as config, ConfigError, ProviderSettings, Settings};
 
 /// Builds every configured provider. A bad inventory file is a configuration error.
 pub fn providers(settings: &Settings) -> Result<BTreeMap<String, Arc<dyn Provider>>, ConfigError> {

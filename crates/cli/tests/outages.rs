@@ -387,6 +387,15 @@ fn the_guardrails_refuse_before_anything_is_touched() {
     let out = off.run(&["gorilla", "a", "--mode", "pause", "--duration", "1s"]);
     out.expect(3);
     assert!(out.stderr().contains("kill switch"), "{}", out.stderr());
+    // An outage (or an outage check that cannot tell) holds every drill.
+    let outage = f.sandbox("dry_run = false\n[outage]\ncommand = [\"echo\", \"true\"]");
+    let out = outage.run(&["gorilla", "a", "--mode", "pause", "--duration", "1s"]);
+    out.expect(3);
+    assert!(
+        out.stderr().contains("refused by outage"),
+        "{}",
+        out.stderr()
+    );
     // A dry run (the default) plans, records and touches nothing.
     let dry = f.sandbox("");
     let out = dry.run(&["gorilla", "a", "--mode", "pause", "--duration", "1s"]);
@@ -623,5 +632,78 @@ fn a_static_inventory_drill_is_recorded_and_simulated() {
             .unwrap()
             .contains("lose every instance"),
         "{j}"
+    );
+}
+
+/// The processes whose command line holds `needle`: the guardian this test's simian started
+/// (found by its sandbox's config path, so never anything else).
+fn guardians(needle: &str) -> Vec<i32> {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(Result::ok)
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| {
+                let line = String::from_utf8_lossy(&c).replace('\0', " ");
+                line.contains(needle) && line.contains(" guard --drill ")
+            })
+        })
+        .collect()
+}
+
+/// Simian and its guardian both die mid-drill (a machine reboot, as far as they are
+/// concerned): the first simian command after the deadline undoes the faults, and the drill
+/// is ended `interrupted`.
+#[test]
+fn a_later_command_reconciles_a_drill_whose_simian_and_guardian_died() {
+    let mut f = fleet("reconcile");
+    let s = f.sandbox("dry_run = false");
+    let mut drill = s
+        .command(&["gorilla", "a", "--mode", "pause", "--duration", "2s"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_paused(&mut f);
+    let config = s.path().join("simian.toml").canonicalize().unwrap();
+    let needle = config.to_string_lossy().to_string();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let guards = loop {
+        let g = guardians(&needle);
+        if !g.is_empty() || Instant::now() > deadline {
+            break g;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(guards.len(), 1, "one guardian for the drill");
+    drill.kill().unwrap();
+    drill.wait().unwrap();
+    for pid in guards {
+        let pid = rustix::process::Pid::from_raw(pid).unwrap();
+        rustix::process::kill_process(pid, rustix::process::Signal::KILL).unwrap();
+    }
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(
+        f.states("a").iter().filter(|s| **s == Some('T')).count(),
+        2,
+        "nobody is left to undo them"
+    );
+    let listed = s.run(&["outages", "--json"]).json();
+    assert!(
+        f.wait_for("a", Duration::from_secs(1), RUNNING),
+        "the command undid them"
+    );
+    let d = &listed[0]["drill"];
+    assert_eq!(d["ending"], "interrupted", "{listed}");
+    assert!(
+        listed[0]["leases"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|l| l["ending"]
+                .as_str()
+                .unwrap()
+                .contains("reconciled after the deadline")),
+        "{listed}"
     );
 }

@@ -298,24 +298,25 @@ impl Drills {
             }
         };
         if plan.instance_count() == 0 && !dry_run {
-            let mut reason = format!(
-                "nothing to act on: no eligible instance of {} is in {} {}",
-                if request.apps.is_empty() {
-                    "any app".to_string()
+            let place = format!("{} {}", request.kind.scope(), request.target);
+            let reason = if plan.left_out.is_empty() {
+                let whose = if request.apps.is_empty() {
+                    "any configured app".to_string()
                 } else {
                     request.apps.join(", ")
-                },
-                request.kind.scope(),
-                request.target
-            );
-            if !plan.left_out.is_empty() {
+                };
+                format!("nothing to act on: no instance of {whose} is in {place}")
+            } else {
                 let why: Vec<String> = plan
                     .left_out
                     .iter()
                     .map(|l| format!("{}: {}", l.app, l.reason))
                     .collect();
-                reason.push_str(&format!(" that may lose it ({})", why.join("; ")));
-            }
+                format!(
+                    "nothing to act on in {place}: every app with instances there is left out ({})",
+                    why.join("; ")
+                )
+            };
             return refused("nothing_to_do", reason);
         }
         let instances = inventories

@@ -3,9 +3,9 @@
 use simian_store::Reachable;
 
 use crate::args::{CheckArgs, Global};
-use crate::config::ProviderSettings;
 use crate::output::table;
 use crate::wire;
+use simian_config::ProviderSettings;
 
 pub fn run(g: &Global, a: CheckArgs) -> anyhow::Result<u8> {
     let settings = super::settings(g)?;

@@ -73,7 +73,7 @@ fn run(g: &Global, kind: DrillKind, target: String, o: DrillOptions) -> anyhow::
         .into());
     }
     for url in &o.probes {
-        if let Some(problem) = crate::config::probe_url_problem(url) {
+        if let Some(problem) = simian_config::probe_url_problem(url) {
             return Err(UsageError(format!("--probe {problem}")).into());
         }
     }
@@ -266,7 +266,7 @@ pub fn outages(g: &Global, a: OutagesArgs) -> anyhow::Result<u8> {
 
 fn end(
     g: &Global,
-    settings: &crate::config::Settings,
+    settings: &simian_config::Settings,
     store: &dyn Store,
     id: i64,
 ) -> anyhow::Result<u8> {
@@ -312,7 +312,7 @@ fn end(
     })
 }
 
-fn list(g: &Global, settings: &crate::config::Settings, store: &dyn Store) -> anyhow::Result<u8> {
+fn list(g: &Global, settings: &simian_config::Settings, store: &dyn Store) -> anyhow::Result<u8> {
     let drills = store.drills(&HistoryFilter::default())?;
     if g.json {
         let mut out = Vec::new();

@@ -14,7 +14,7 @@ mod terminate;
 use std::path::Path;
 
 use crate::args::{Cli, Command, ConfigCommand, Global};
-use crate::config::{self, ConfigError, Settings};
+use simian_config::{self as config, ConfigError, Settings};
 
 /// Exit code: success.
 pub const OK: u8 = 0;

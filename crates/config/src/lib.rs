@@ -1,15 +1,18 @@
 //! `simian.toml`: where it is, what it says, and what it means.
 //!
+//! Its own crate because every front end needs the same reading of it: the CLI, the server
+//! (`simian serve`) and the experiment runner resolve one file into one [`Settings`].
+//!
 //! Two stages, as ripgrep parses its flags: [`raw`] deserialises the file and keeps spans;
 //! [`resolve`] validates every value and builds typed settings, turning each mistake into a
 //! [`ConfigError`] that names the file, the line, the key and the fix.
 
-pub mod raw;
-pub mod resolve;
+mod raw;
+mod resolve;
 
 use std::path::{Path, PathBuf};
 
-pub use resolve::{OutageSettings, ProviderSettings, Settings, probe_url_problem};
+pub use resolve::{DrillSettings, OutageSettings, ProviderSettings, Settings, probe_url_problem};
 
 /// The environment variable naming the config file.
 pub const ENV_CONFIG: &str = "SIMIAN_CONFIG";
