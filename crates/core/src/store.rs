@@ -232,6 +232,9 @@ pub trait Store: Send + Sync {
     /// One drill, running or ended.
     fn drill(&self, id: i64) -> Result<Option<Drill>, StoreError>;
 
+    /// The drills that have not ended, oldest first.
+    fn running_drills(&self) -> Result<Vec<Drill>, StoreError>;
+
     /// Drills started at or after `filter.since` (the newest `filter.limit`), oldest first.
     fn drills(&self, filter: &HistoryFilter) -> Result<Vec<Drill>, StoreError>;
 

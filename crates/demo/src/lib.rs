@@ -538,7 +538,7 @@ fn print(s: &DemoSummary, json: bool) -> anyhow::Result<()> {
             g.acting_ms,
             g.undo_ms,
             g.probe_availability,
-            g.probe_p99_ms.map_or("-".into(), |v| format!("{v:.0} ms"))
+            g.probe_p99_ms.map_or("-".into(), |v| format!("{v:.1} ms"))
         )?;
     }
     writeln!(out)?;

@@ -814,11 +814,7 @@ pub fn end_if_abandoned(store: &dyn Store, d: &Drill) -> Result<bool, StoreError
 /// or by [`simian_monkey::reconcile_leases`] just before). Returns how many were ended.
 pub fn reconcile_drills(store: &dyn Store) -> Result<usize, StoreError> {
     let mut ended = 0;
-    for d in store
-        .drills(&simian_core::HistoryFilter::default())?
-        .into_iter()
-        .filter(Drill::is_running)
-    {
+    for d in store.running_drills()? {
         ended += usize::from(end_if_abandoned(store, &d)?);
     }
     Ok(ended)

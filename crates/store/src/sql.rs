@@ -197,6 +197,16 @@ fn drill(row: &Row) -> Result<Drill, StoreError> {
     })
 }
 
+fn running_drills(tx: &mut dyn Tx) -> Result<Vec<Drill>, StoreError> {
+    tx.query(
+        &format!("SELECT {DRILL_COLUMNS} FROM drills WHERE ended_at_ms IS NULL ORDER BY id"),
+        &[],
+    )?
+    .iter()
+    .map(drill)
+    .collect()
+}
+
 fn insert_lease(tx: &mut dyn Tx, l: &NewLease) -> Result<Lease, StoreError> {
     let rows = tx.query(
         &format!(
@@ -749,14 +759,7 @@ impl<B: Backend> Store for SqlStore<B> {
 
     fn begin_drill(&self, d: &NewDrill) -> Result<Result<Drill, Drill>, StoreError> {
         self.backend.transaction(true, &mut |tx| {
-            let running = tx
-                .query(
-                    &format!("SELECT {DRILL_COLUMNS} FROM drills WHERE ended_at_ms IS NULL ORDER BY id"),
-                    &[],
-                )?
-                .iter()
-                .map(drill)
-                .collect::<Result<Vec<_>, _>>()?;
+            let running = running_drills(tx)?;
             if let Some(other) = running.into_iter().find(|r| r.overlaps(&d.zones)) {
                 return Ok(Err(other));
             }
@@ -795,6 +798,11 @@ impl<B: Backend> Store for SqlStore<B> {
             .map(drill)
             .transpose()
         })
+    }
+
+    fn running_drills(&self) -> Result<Vec<Drill>, StoreError> {
+        self.backend
+            .transaction(false, &mut |tx| running_drills(tx))
     }
 
     fn drills(&self, filter: &HistoryFilter) -> Result<Vec<Drill>, StoreError> {

@@ -597,6 +597,17 @@ fn a_drill_is_refused_while_another_touches_its_zones(db: &common::Db) {
             .is_ok(),
         "{name}: z1 is free again"
     );
+    let running: Vec<i64> = store
+        .running_drills()
+        .unwrap()
+        .iter()
+        .map(|d| d.id)
+        .collect();
+    assert_eq!(
+        running.len(),
+        3,
+        "{name}: z2, z9 and the new kong: {running:?}"
+    );
     let all = store.drills(&HistoryFilter::default()).unwrap();
     assert_eq!(all.len(), 4, "{name}");
     assert_eq!(all[0].id, gorilla.id, "{name}: oldest first");
