@@ -12,6 +12,7 @@ mod output;
 mod args;
 mod commands;
 mod guardian;
+mod notify;
 mod outage;
 mod wire;
 

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use simian_core::{Clock, LogNotifier, Provider, Store, StoreError};
+use simian_core::{Clock, Provider, Store, StoreError};
 use simian_monkey::{Engine, Policy, PolicySource};
 use simian_providers::{
     AwsProvider, DockerProvider, KubernetesProvider, ProcessProvider, StaticProvider,
@@ -118,7 +118,7 @@ pub fn engine(settings: &Settings, clock: Arc<dyn Clock>) -> anyhow::Result<Arc<
             store(settings)?,
             clock,
             Arc::from(crate::outage::build(settings.outage.as_ref())),
-            Arc::new(LogNotifier),
+            crate::notify::build(&settings.notifiers),
             Arc::new(FilePolicy {
                 path: settings.path.clone(),
             }),
@@ -140,5 +140,6 @@ pub fn drills(settings: &Settings, store: Arc<dyn Store>) -> anyhow::Result<simi
         }),
         Arc::from(crate::outage::build(settings.outage.as_ref())),
         Arc::new(crate::guardian::ProcessGuardian::new(&settings.path)),
-    ))
+    )
+    .with_notifier(crate::notify::build(&settings.notifiers)))
 }

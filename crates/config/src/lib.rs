@@ -12,7 +12,10 @@ mod resolve;
 
 use std::path::{Path, PathBuf};
 
-pub use resolve::{DrillSettings, OutageSettings, ProviderSettings, Settings, probe_url_problem};
+pub use resolve::{
+    DrillSettings, NOTIFIER_EVENTS, NotifierKind, NotifierSettings, OutageSettings,
+    ProviderSettings, Settings, probe_url_problem,
+};
 
 /// The environment variable naming the config file.
 pub const ENV_CONFIG: &str = "SIMIAN_CONFIG";

@@ -19,6 +19,8 @@ pub struct RawConfig {
     #[serde(default)]
     pub drills: RawDrills,
     #[serde(default)]
+    pub notifiers: Vec<Spanned<RawNotifier>>,
+    #[serde(default)]
     pub providers: BTreeMap<Spanned<String>, Spanned<RawProvider>>,
     #[serde(default)]
     pub apps: Vec<Spanned<RawApp>>,
@@ -49,6 +51,17 @@ pub struct RawStore {
 pub struct RawOutage {
     pub command: Option<Spanned<Vec<String>>>,
     pub http: Option<Spanned<String>>,
+    pub timeout: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawNotifier {
+    pub kind: Spanned<String>,
+    pub url: Option<Spanned<String>>,
+    pub url_env: Option<Spanned<String>>,
+    pub secret_env: Option<Spanned<String>>,
+    pub events: Option<Vec<Spanned<String>>>,
     pub timeout: Option<Spanned<String>>,
 }
 

@@ -16,7 +16,9 @@ use simian_providers::{
 use toml::Spanned;
 
 use super::ConfigError;
-use super::raw::{RawApp, RawConfig, RawDrills, RawMonkey, RawOutage, RawProvider, RawSelector};
+use super::raw::{
+    RawApp, RawConfig, RawDrills, RawMonkey, RawNotifier, RawOutage, RawProvider, RawSelector,
+};
 
 /// Everything `simian.toml` says, validated.
 #[derive(Debug, Clone)]
@@ -35,6 +37,49 @@ pub struct Settings {
     pub providers: BTreeMap<String, ProviderSettings>,
     /// `[drills]`: the defaults of `simian gorilla` and `simian kong`.
     pub drills: DrillSettings,
+    /// `[[notifiers]]`, in config order.
+    pub notifiers: Vec<NotifierSettings>,
+}
+
+/// Where a notifier posts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NotifierKind {
+    /// Generic JSON (docs/notifications.md), optionally signed.
+    Webhook,
+    /// A Slack incoming webhook: `{"text": ...}`.
+    Slack,
+}
+
+/// Every event a notifier can be told about.
+pub const NOTIFIER_EVENTS: [&str; 5] = [
+    "termination",
+    "refusal",
+    "schedule",
+    "drill_started",
+    "drill_ended",
+];
+
+/// One `[[notifiers]]` entry. Its URL and secret are never printed or logged.
+#[derive(Clone, Debug, Serialize)]
+pub struct NotifierSettings {
+    /// Webhook or Slack.
+    pub kind: NotifierKind,
+    /// Where to post (may hold a token, as Slack's do).
+    #[serde(skip)]
+    pub url: String,
+    /// Where the URL came from, for messages: `url` or `url_env NAME`.
+    pub url_from: String,
+    /// The HMAC-SHA256 key (webhook only).
+    #[serde(skip)]
+    pub secret: Option<String>,
+    /// Whether requests are signed.
+    pub signed: bool,
+    /// The events it is told about.
+    pub events: BTreeSet<String>,
+    /// Time limit of one delivery attempt.
+    #[serde(with = "secs")]
+    pub timeout: Duration,
 }
 
 /// `[drills]`.
@@ -266,6 +311,11 @@ pub fn resolve(path: &Path, text: &str) -> Result<Settings, ConfigError> {
 
     let outage = raw.outage.as_ref().map(|o| outage(&ctx, o)).transpose()?;
     let drills = drills(&ctx, &raw.drills)?;
+    let notifiers = raw
+        .notifiers
+        .iter()
+        .map(|n| notifier(&ctx, n))
+        .collect::<Result<Vec<_>, _>>()?;
 
     Ok(Settings {
         path: path.to_path_buf(),
@@ -282,6 +332,102 @@ pub fn resolve(path: &Path, text: &str) -> Result<Settings, ConfigError> {
         outage,
         providers,
         drills,
+        notifiers,
+    })
+}
+
+/// The value of environment variable `name`, named in the error when it is not set.
+fn from_env(ctx: &Ctx, key: &Spanned<String>, what: &str) -> Result<String, ConfigError> {
+    let name = key.get_ref();
+    match std::env::var(name) {
+        Ok(v) if !v.is_empty() => Ok(v),
+        _ => Err(ctx.err(
+            key,
+            format!("{what} = {name:?}: the environment variable {name} is not set"),
+            format!("export {name}=... in simian's environment, or remove the key"),
+        )),
+    }
+}
+
+fn notifier(ctx: &Ctx, n: &Spanned<RawNotifier>) -> Result<NotifierSettings, ConfigError> {
+    let raw = n.get_ref();
+    let kind = match raw.kind.get_ref().as_str() {
+        "webhook" => NotifierKind::Webhook,
+        "slack" => NotifierKind::Slack,
+        other => {
+            return Err(ctx.err(
+                &raw.kind,
+                format!("[[notifiers]] kind = {other:?} is not a notifier kind"),
+                "use \"webhook\" (generic JSON) or \"slack\" (an incoming webhook)",
+            ));
+        }
+    };
+    let (url, url_from, at) = match (&raw.url, &raw.url_env) {
+        (Some(u), None) => (u.get_ref().clone(), "url".to_string(), u),
+        (None, Some(e)) => (
+            from_env(ctx, e, "url_env")?,
+            format!("url_env {}", e.get_ref()),
+            e,
+        ),
+        (Some(u), Some(_)) => {
+            return Err(ctx.err(
+                u,
+                "[[notifiers]] has both url and url_env",
+                "keep one: url_env keeps a secret URL out of the file",
+            ));
+        }
+        (None, None) => {
+            return Err(ctx.err(n, "[[notifiers]] has neither url nor url_env", "add url = \"https://...\" or url_env = \"NAME\" (the URL in an environment variable)"));
+        }
+    };
+    if probe_url_problem(&url).is_some() {
+        // The problem quotes the URL, which may hold a token: only where it came from is said.
+        return Err(ctx.err(
+            at,
+            format!("[[notifiers]] {url_from} is not an http:// or https:// URL with a host"),
+            "give the full URL the service posts to, e.g. https://hooks.slack.com/services/...",
+        ));
+    }
+    let secret = match &raw.secret_env {
+        None => None,
+        Some(e) if kind == NotifierKind::Slack => {
+            return Err(ctx.err(
+                e,
+                "[[notifiers]] secret_env is for kind = \"webhook\"",
+                "Slack incoming webhooks are not signed: remove secret_env",
+            ));
+        }
+        Some(e) => Some(from_env(ctx, e, "secret_env")?),
+    };
+    let events = match &raw.events {
+        None => NOTIFIER_EVENTS.iter().map(|e| e.to_string()).collect(),
+        Some(list) => {
+            let mut events = BTreeSet::new();
+            for e in list {
+                if !NOTIFIER_EVENTS.contains(&e.get_ref().as_str()) {
+                    return Err(ctx.err(
+                        e,
+                        format!("[[notifiers]] events: {:?} is not an event", e.get_ref()),
+                        format!("use any of {}", NOTIFIER_EVENTS.join(", ")),
+                    ));
+                }
+                events.insert(e.get_ref().clone());
+            }
+            events
+        }
+    };
+    let timeout = match &raw.timeout {
+        None => Duration::from_secs(5),
+        Some(t) => duration(ctx, t, "[[notifiers]] timeout")?,
+    };
+    Ok(NotifierSettings {
+        kind,
+        url,
+        url_from,
+        signed: secret.is_some(),
+        secret,
+        events,
+        timeout,
     })
 }
 
@@ -1131,6 +1277,7 @@ impl Settings {
             "store": { "url": simian_store::redact(&self.store_url) },
             "outage": self.outage,
             "drills": self.drills,
+            "notifiers": self.notifiers,
             "providers": providers,
             "apps": p.apps.iter().map(|a| serde_json::json!({
                 "name": a.name,

@@ -1,9 +1,9 @@
-//! The notifier seam: who hears about kills and refusals.
+//! The notifier seam: who hears about kills, refusals, schedules and drills.
 //!
 //! Notifications never block or fail a kill: by the time one is sent, the record is already
 //! durable. The default [`LogNotifier`] writes structured log lines.
 
-use crate::{Refusal, Termination};
+use crate::{Drill, Refusal, Schedule, Termination};
 
 /// Something worth telling.
 #[derive(Clone, Copy, Debug)]
@@ -12,6 +12,26 @@ pub enum Event<'a> {
     Termination(&'a Termination),
     /// A check refused a kill.
     Refusal(&'a Refusal),
+    /// The day's schedule was made (by this process).
+    Schedule(&'a Schedule),
+    /// A drill started acting (recorded, about to touch its zone or region).
+    DrillStarted(&'a Drill),
+    /// A drill ended, with how.
+    DrillEnded(&'a Drill),
+}
+
+impl Event<'_> {
+    /// The event's name, as notifications and configs spell it: `termination`, `refusal`,
+    /// `schedule`, `drill_started`, `drill_ended`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Event::Termination(_) => "termination",
+            Event::Refusal(_) => "refusal",
+            Event::Schedule(_) => "schedule",
+            Event::DrillStarted(_) => "drill_started",
+            Event::DrillEnded(_) => "drill_ended",
+        }
+    }
 }
 
 /// Receives events.
@@ -46,6 +66,21 @@ impl Notifier for LogNotifier {
                 dry_run = r.dry_run,
                 "kill refused: {}",
                 r.reason
+            ),
+            Event::Schedule(s) => tracing::info!(
+                date = %s.date,
+                seed = s.seed,
+                kills = s.entries.len(),
+                "schedule made"
+            ),
+            Event::DrillStarted(d) => {
+                tracing::info!(drill = d.id, kind = %d.kind, target = %d.target, mode = %d.mode, "drill started")
+            }
+            Event::DrillEnded(d) => tracing::info!(
+                drill = d.id,
+                ending = d.ending.map_or("", |e| e.as_str()),
+                detail = d.detail.as_deref().unwrap_or_default(),
+                "drill ended"
             ),
         }
     }

@@ -96,7 +96,7 @@ pub struct ScheduleEntry {
 }
 
 /// A stored day's schedule.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Schedule {
     /// The local date.
     pub date: Date,

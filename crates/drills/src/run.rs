@@ -24,8 +24,9 @@ use std::time::{Duration, Instant};
 use jiff::{SignedDuration, Timestamp};
 use serde::Serialize;
 use simian_core::{
-    Drill, DrillEnding, DrillKind, DrillMode, FaultOutcome, Guardian, Instance, KillOutcome, Lease,
-    NewDrill, NewLease, OutageCheck, OutageStatus, Provider, Store, StoreError, TerminationState,
+    Drill, DrillEnding, DrillKind, DrillMode, Event, FaultOutcome, Guardian, Instance, KillOutcome,
+    Lease, LogNotifier, NewDrill, NewLease, Notifier, OutageCheck, OutageStatus, Provider, Store,
+    StoreError, TerminationState,
 };
 use simian_monkey::PolicySource;
 
@@ -182,6 +183,7 @@ pub struct Drills {
     policy: Arc<dyn PolicySource>,
     outage: Arc<dyn OutageCheck>,
     guardian: Arc<dyn Guardian>,
+    notifier: Arc<dyn Notifier>,
     timing: Timing,
     width: usize,
 }
@@ -201,9 +203,16 @@ impl Drills {
             policy,
             outage,
             guardian,
+            notifier: Arc::new(LogNotifier),
             timing: Timing::default(),
             width: PARALLEL,
         }
+    }
+
+    /// This runner telling `notifier` when a drill starts acting and when it ends.
+    pub fn with_notifier(mut self, notifier: Arc<dyn Notifier>) -> Drills {
+        self.notifier = notifier;
+        self
     }
 
     /// This runner acting on at most `width` instances at once (1: one by one).
@@ -458,6 +467,7 @@ impl Drills {
                 })
             })
             .collect();
+        self.notifier.notify(Event::DrillStarted(&drill));
         let acting = Instant::now();
         let mut acted = match p.request.mode.fault() {
             Some(kind) => self.make_faults(&drill, kind, &targets)?,
@@ -576,6 +586,7 @@ impl Drills {
             )?;
         }
         let drill = self.store.drill(drill.id)?.unwrap_or(drill);
+        self.notifier.notify(Event::DrillEnded(&drill));
         Ok(Ok(Finished {
             drill,
             plan: p.plan,

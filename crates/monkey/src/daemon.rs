@@ -308,7 +308,9 @@ impl Daemon {
             && stored.seed == planned.seed
         {
             self.counters.schedules_made.fetch_add(1, Ordering::SeqCst);
-            tracing::info!(%date, seed, kills = stored.entries.len(), "schedule made");
+            self.engine
+                .notifier()
+                .notify(simian_core::Event::Schedule(&stored));
         }
         Ok(stored)
     }

@@ -181,6 +181,11 @@ impl Engine {
         self.policy.load()
     }
 
+    /// Who hears about what happens.
+    pub fn notifier(&self) -> &Arc<dyn Notifier> {
+        &self.notifier
+    }
+
     /// The providers, by configured name.
     pub fn providers(&self) -> &BTreeMap<String, Arc<dyn Provider>> {
         &self.providers
