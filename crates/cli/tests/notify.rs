@@ -296,4 +296,21 @@ fn notifier_settings_are_checked_and_secrets_never_printed() {
         "{j}"
     );
     assert!(!out.stdout().contains("tok3n") && !out.stderr().contains("tok3n"));
+    let text = util::Run(
+        s.command(&["config", "check", "--offline"])
+            .env(
+                "SIMIAN_TEST_SLACK_URL",
+                "https://hooks.example.invalid/T1/B2/tok3n",
+            )
+            .output()
+            .unwrap(),
+    );
+    text.expect(0);
+    assert!(
+        text.stdout()
+            .contains("notify    slack (url_env SIMIAN_TEST_SLACK_URL; events "),
+        "{}",
+        text.stdout()
+    );
+    assert!(!text.stdout().contains("tok3n"));
 }

@@ -3,7 +3,7 @@
 use simian_store::Reachable;
 
 use crate::args::{CheckArgs, Global};
-use crate::output::table;
+use crate::output::{self, table};
 use crate::wire;
 use simian_config::ProviderSettings;
 
@@ -81,6 +81,33 @@ pub fn run(g: &Global, a: CheckArgs) -> anyhow::Result<u8> {
                 serde_json::to_string(o).unwrap_or_default()
             })
     )?;
+    let d = &settings.drills;
+    outln!(
+        "drills    {}; abort below {}%; probe timeout {:?}",
+        if d.probes.is_empty() {
+            "no default probes".to_string()
+        } else {
+            format!("probes {}", output::safe(&d.probes.join(", ")))
+        },
+        d.abort_below,
+        d.probe_timeout
+    )?;
+    if settings.notifiers.is_empty() {
+        outln!("notify    log only")?;
+    }
+    for n in &settings.notifiers {
+        let events: Vec<&str> = n.events.iter().map(String::as_str).collect();
+        outln!(
+            "notify    {} ({}{}; events {})",
+            match n.kind {
+                simian_config::NotifierKind::Webhook => "webhook",
+                simian_config::NotifierKind::Slack => "slack",
+            },
+            output::safe(&n.url_from),
+            if n.signed { ", signed" } else { "" },
+            events.join(" ")
+        )?;
+    }
     outln!()?;
     let providers: Vec<Vec<String>> = settings
         .providers
