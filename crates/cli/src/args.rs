@@ -43,6 +43,8 @@ pub enum Command {
     History(HistoryArgs),
     /// Run the scheduler daemon: make each work day's schedule and fire it.
     Monkey(MonkeyArgs),
+    /// The daemon plus Simian's control API (schedule, history, apps, kills, kill switch).
+    Serve(ServeArgs),
     /// Run a local fleet under fire, with zero setup.
     Demo(DemoArgs),
     /// Run the Toxiproxy-compatible fault-injection proxy, or (with a subcommand) talk to one.
@@ -258,6 +260,18 @@ pub struct MonkeyArgs {
     /// restarted daemon given the same anchor continues the same timeline. Default: now.
     #[arg(long, value_name = "UNIX", requires = "clock_start")]
     pub clock_anchor: Option<f64>,
+}
+
+/// `simian serve`
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Where the API listens (default: [server] listen, else 127.0.0.1:8080). Any address
+    /// but loopback needs a token ($SIMIAN_API_TOKEN or [server] token_file).
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<std::net::SocketAddr>,
+    /// The daemon's flags, as `simian monkey` takes them.
+    #[command(flatten)]
+    pub monkey: MonkeyArgs,
 }
 
 /// `simian demo`

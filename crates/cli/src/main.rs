@@ -29,9 +29,9 @@ fn main() -> ExitCode {
     }
     let cli = args::Cli::parse();
     let default_level = match &cli.command {
-        args::Command::Monkey(_) | args::Command::Proxy(args::ProxyArgs { command: None, .. }) => {
-            "info"
-        }
+        args::Command::Monkey(_)
+        | args::Command::Serve(_)
+        | args::Command::Proxy(args::ProxyArgs { command: None, .. }) => "info",
         _ => "warn",
     };
     init_logs(default_level);

@@ -200,6 +200,7 @@ pub fn webhook_payload(event: Event<'_>) -> Value {
         Event::Refusal(r) => ("refusal", json!(r)),
         Event::Schedule(s) => ("schedule", json!(s)),
         Event::DrillStarted(d) | Event::DrillEnded(d) => ("drill", json!(d)),
+        Event::KillSwitch(k) => ("kill_switch", json!(k)),
     };
     json!({
         "event": event.name(),
@@ -248,6 +249,16 @@ pub fn slack_text(event: Event<'_>) -> String {
             d.kind.scope(),
             d.target,
             d.mode
+        ),
+        Event::KillSwitch(k) => format!(
+            "Simian's kill switch was turned {} by {}{}",
+            if k.enabled { "on" } else { "off" },
+            k.changed_by,
+            if k.reason.is_empty() {
+                String::new()
+            } else {
+                format!(": {}", k.reason)
+            }
         ),
         Event::DrillEnded(d) => format!(
             "Simian drill {} ({} {} {}) ended {}: {}",

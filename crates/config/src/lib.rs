@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 
 pub use resolve::{
     DrillSettings, NOTIFIER_EVENTS, NotifierKind, NotifierSettings, OutageSettings,
-    ProviderSettings, Settings, probe_url_problem,
+    ProviderSettings, ServerSettings, Settings, probe_url_problem,
 };
 
 /// The environment variable naming the config file.

@@ -21,6 +21,8 @@ pub struct RawConfig {
     #[serde(default)]
     pub notifiers: Vec<Spanned<RawNotifier>>,
     #[serde(default)]
+    pub server: RawServer,
+    #[serde(default)]
     pub providers: BTreeMap<Spanned<String>, Spanned<RawProvider>>,
     #[serde(default)]
     pub apps: Vec<Spanned<RawApp>>,
@@ -38,6 +40,13 @@ pub struct RawMonkey {
     pub holidays: Option<Vec<Spanned<String>>>,
     pub max_kills_per_day: Option<Spanned<i64>>,
     pub seed: Option<Spanned<i64>>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RawServer {
+    pub listen: Option<Spanned<String>>,
+    pub token_file: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize, Default)]

@@ -39,6 +39,17 @@ pub struct Settings {
     pub drills: DrillSettings,
     /// `[[notifiers]]`, in config order.
     pub notifiers: Vec<NotifierSettings>,
+    /// `[server]`: how `simian serve` listens.
+    pub server: ServerSettings,
+}
+
+/// `[server]`.
+#[derive(Clone, Debug, Serialize)]
+pub struct ServerSettings {
+    /// Where the API listens (default `127.0.0.1:8080`).
+    pub listen: std::net::SocketAddr,
+    /// A file holding the API token (its first line), when `$SIMIAN_API_TOKEN` is not set.
+    pub token_file: Option<PathBuf>,
 }
 
 /// Where a notifier posts.
@@ -52,12 +63,13 @@ pub enum NotifierKind {
 }
 
 /// Every event a notifier can be told about.
-pub const NOTIFIER_EVENTS: [&str; 5] = [
+pub const NOTIFIER_EVENTS: [&str; 6] = [
     "termination",
     "refusal",
     "schedule",
     "drill_started",
     "drill_ended",
+    "kill_switch",
 ];
 
 /// One `[[notifiers]]` entry. Its URL and secret are never printed or logged.
@@ -311,6 +323,19 @@ pub fn resolve(path: &Path, text: &str) -> Result<Settings, ConfigError> {
 
     let outage = raw.outage.as_ref().map(|o| outage(&ctx, o)).transpose()?;
     let drills = drills(&ctx, &raw.drills)?;
+    let server = ServerSettings {
+        listen: match &raw.server.listen {
+            None => std::net::SocketAddr::from(([127, 0, 0, 1], 8080)),
+            Some(l) => l.get_ref().parse().map_err(|_| {
+                ctx.err(
+                    l,
+                    format!("[server] listen = {:?} is not an address and port", l.get_ref()),
+                    "write IP:PORT, e.g. \"127.0.0.1:8080\" (loopback) or \"0.0.0.0:8080\" (needs a token)",
+                )
+            })?,
+        },
+        token_file: raw.server.token_file.as_ref().map(|f| base_dir.join(f.get_ref())),
+    };
     let notifiers = raw
         .notifiers
         .iter()
@@ -333,6 +358,7 @@ pub fn resolve(path: &Path, text: &str) -> Result<Settings, ConfigError> {
         providers,
         drills,
         notifiers,
+        server,
     })
 }
 
@@ -1278,6 +1304,7 @@ impl Settings {
             "outage": self.outage,
             "drills": self.drills,
             "notifiers": self.notifiers,
+            "server": self.server,
             "providers": providers,
             "apps": p.apps.iter().map(|a| serde_json::json!({
                 "name": a.name,

@@ -3,7 +3,7 @@
 //! Notifications never block or fail a kill: by the time one is sent, the record is already
 //! durable. The default [`LogNotifier`] writes structured log lines.
 
-use crate::{Drill, Refusal, Schedule, Termination};
+use crate::{Drill, KillSwitch, Refusal, Schedule, Termination};
 
 /// Something worth telling.
 #[derive(Clone, Copy, Debug)]
@@ -18,11 +18,13 @@ pub enum Event<'a> {
     DrillStarted(&'a Drill),
     /// A drill ended, with how.
     DrillEnded(&'a Drill),
+    /// The kill switch was changed at run time (through the API).
+    KillSwitch(&'a KillSwitch),
 }
 
 impl Event<'_> {
     /// The event's name, as notifications and configs spell it: `termination`, `refusal`,
-    /// `schedule`, `drill_started`, `drill_ended`.
+    /// `schedule`, `drill_started`, `drill_ended`, `kill_switch`.
     pub fn name(&self) -> &'static str {
         match self {
             Event::Termination(_) => "termination",
@@ -30,6 +32,7 @@ impl Event<'_> {
             Event::Schedule(_) => "schedule",
             Event::DrillStarted(_) => "drill_started",
             Event::DrillEnded(_) => "drill_ended",
+            Event::KillSwitch(_) => "kill_switch",
         }
     }
 }
@@ -76,6 +79,12 @@ impl Notifier for LogNotifier {
             Event::DrillStarted(d) => {
                 tracing::info!(drill = d.id, kind = %d.kind, target = %d.target, mode = %d.mode, "drill started")
             }
+            Event::KillSwitch(k) => tracing::warn!(
+                enabled = k.enabled,
+                by = %k.changed_by,
+                reason = %k.reason,
+                "kill switch changed"
+            ),
             Event::DrillEnded(d) => tracing::info!(
                 drill = d.id,
                 ending = d.ending.map_or("", |e| e.as_str()),

@@ -9,8 +9,8 @@ use jiff::Timestamp;
 use jiff::civil::Date;
 
 use crate::{
-    Drill, DrillEnding, Group, Grouping, Instance, Lease, NewDrill, NewLease, NewSchedule, Origin,
-    Refusal, Schedule, ScheduleEntry, Termination, TerminationState,
+    Drill, DrillEnding, Group, Grouping, Instance, KillSwitch, Lease, NewDrill, NewLease,
+    NewSchedule, Origin, Refusal, Schedule, ScheduleEntry, Termination, TerminationState,
 };
 
 /// A failure of the store itself (not a refusal).
@@ -148,6 +148,8 @@ pub struct HistoryFilter {
     pub app: Option<String>,
     /// At most this many, newest last.
     pub limit: Option<usize>,
+    /// Only records with a smaller id (the next page, newest first).
+    pub before_id: Option<i64>,
 }
 
 /// The durable tracker.
@@ -262,6 +264,12 @@ pub trait Store: Send + Sync {
 
     /// The terminations a drill recorded, in the order they were recorded.
     fn drill_terminations(&self, drill: i64) -> Result<Vec<Termination>, StoreError>;
+
+    /// The kill switch in force (the newest change), if it was ever set.
+    fn kill_switch(&self) -> Result<Option<KillSwitch>, StoreError>;
+
+    /// Records a change of the kill switch; it is in force from now on.
+    fn set_kill_switch(&self, change: &KillSwitch) -> Result<(), StoreError>;
 }
 
 #[cfg(test)]

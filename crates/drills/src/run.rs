@@ -235,11 +235,8 @@ impl Drills {
             Err(e) => return refused("config", format!("cannot read the configuration: {e}")),
         };
         let dry_run = request.dry_run.unwrap_or(policy.dry_run);
-        if !policy.enabled {
-            return refused(
-                "kill_switch",
-                "the kill switch is off ([monkey] enabled = false)".into(),
-            );
+        if let Some(why) = simian_monkey::kill_switch_holds(&policy, self.store.as_ref())? {
+            return refused("kill_switch", why);
         }
         if let OutageStatus::Outage(why) = self.outage.check() {
             return refused("outage", format!("no drill during an outage: {why}"));

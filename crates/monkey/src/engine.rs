@@ -3,7 +3,7 @@
 //! `simian terminate` and the daemon both come through [`Engine::terminate`]:
 //!
 //! 1. the configuration is re-read (unreadable: no kill),
-//! 2. the kill switch (`[monkey] enabled`),
+//! 2. the kill switch (`[monkey] enabled`, and the switch set at run time through the API),
 //! 3. the outage check (an error counts as an outage),
 //! 4. the app is configured and enabled,
 //! 5. eligibility and exceptions over the inventory of this moment,
@@ -78,6 +78,17 @@ pub fn reconcile_leases(
         }
     }
     Ok(ended)
+}
+
+/// Why kills are held by a kill switch, if one is off: `[monkey] enabled = false` in the
+/// config, or the newest change recorded in the store (through the API).
+pub fn kill_switch_holds(policy: &Policy, store: &dyn Store) -> Result<Option<String>, StoreError> {
+    if !policy.enabled {
+        return Ok(Some(
+            "the kill switch is off ([monkey] enabled = false)".into(),
+        ));
+    }
+    Ok(store.kill_switch()?.and_then(|k| k.holding()))
 }
 
 /// One request to kill an instance now.
@@ -244,14 +255,9 @@ impl Engine {
         };
         let dry_run = request.dry_run.unwrap_or(policy.dry_run);
 
-        // 2. The kill switch.
-        if !policy.enabled {
-            return self.refuse(refusal(
-                Check::KillSwitch,
-                "the kill switch is off ([monkey] enabled = false)".into(),
-                dry_run,
-                None,
-            ));
+        // 2. The kill switch: the config's, and the one set at run time.
+        if let Some(why) = kill_switch_holds(&policy, self.store.as_ref())? {
+            return self.refuse(refusal(Check::KillSwitch, why, dry_run, None));
         }
 
         // 3. Outages: an error counts as an outage.

@@ -30,6 +30,6 @@ pub mod schedule;
 
 pub use calendar::{Calendar, CalendarError};
 pub use daemon::{Daemon, DaemonStats, Step};
-pub use engine::{Decision, Engine, EngineError, KillRequest, reconcile_leases};
+pub use engine::{Decision, Engine, EngineError, KillRequest, kill_switch_holds, reconcile_leases};
 pub use policy::{AppPolicy, Exception, Policy, PolicySource, Target};
 pub use schedule::{Fleet, plan};

@@ -17,6 +17,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("../migrations/postgres/0001_initial.sql")),
     (2, include_str!("../migrations/postgres/0002_leases.sql")),
     (3, include_str!("../migrations/postgres/0003_drills.sql")),
+    (
+        4,
+        include_str!("../migrations/postgres/0004_kill_switch.sql"),
+    ),
 ];
 
 /// The advisory lock key of Simian's store-wide write lock ("SIMIAN" in ASCII).

@@ -6,8 +6,8 @@ use jiff::Timestamp;
 use jiff::civil::Date;
 use simian_core::{
     Check, Claim, ClaimResult, Draws, Drill, DrillEnding, DrillKind, DrillMode, EntryStatus,
-    FaultKind, Group, HistoryFilter, Instance, Lease, NewDrill, NewLease, NewSchedule, Origin,
-    Refusal, Schedule, ScheduleEntry, Store, StoreError, Termination, TerminationState,
+    FaultKind, Group, HistoryFilter, Instance, KillSwitch, Lease, NewDrill, NewLease, NewSchedule,
+    Origin, Refusal, Schedule, ScheduleEntry, Store, StoreError, Termination, TerminationState,
 };
 
 use crate::backend::{Backend, Row, Tx, Value};
@@ -392,6 +392,10 @@ fn filter_sql(filter: &HistoryFilter, time_column: &str) -> (String, Vec<Value>)
     if let Some(app) = &filter.app {
         params.push(text(app));
         sql.push_str(&format!(" AND app = ${}", params.len()));
+    }
+    if let Some(before) = filter.before_id {
+        params.push(int(before));
+        sql.push_str(&format!(" AND id < ${}", params.len()));
     }
     (sql, params)
 }
@@ -812,6 +816,10 @@ impl<B: Backend> Store for SqlStore<B> {
             params.push(ms(since));
             sql.push_str(&format!(" AND started_at_ms >= ${}", params.len()));
         }
+        if let Some(before) = filter.before_id {
+            params.push(int(before));
+            sql.push_str(&format!(" AND id < ${}", params.len()));
+        }
         sql.push_str(" ORDER BY started_at_ms DESC, id DESC");
         if let Some(limit) = filter.limit {
             params.push(int(limit as i64));
@@ -866,6 +874,35 @@ impl<B: Backend> Store for SqlStore<B> {
                     )
                 })
                 .collect()
+        })
+    }
+
+    fn kill_switch(&self) -> Result<Option<KillSwitch>, StoreError> {
+        self.backend.transaction(false, &mut |tx| {
+            let rows = tx.query(
+                "SELECT enabled, changed_by, at_ms, reason FROM kill_switch ORDER BY id DESC LIMIT 1",
+                &[],
+            )?;
+            rows.first()
+                .map(|r| {
+                    Ok(KillSwitch {
+                        enabled: r.bool(0, "kill switch")?,
+                        changed_by: r.text(1, "kill switch changed_by")?,
+                        at: timestamp(r.int(2, "kill switch at")?, "kill switch at")?,
+                        reason: r.text(3, "kill switch reason")?,
+                    })
+                })
+                .transpose()
+        })
+    }
+
+    fn set_kill_switch(&self, change: &KillSwitch) -> Result<(), StoreError> {
+        self.backend.transaction(true, &mut |tx| {
+            tx.execute(
+                "INSERT INTO kill_switch (at_ms, enabled, changed_by, reason) VALUES ($1, $2, $3, $4)",
+                &[ms(change.at), Value::Bool(change.enabled), text(&change.changed_by), text(&change.reason)],
+            )?;
+            Ok(())
         })
     }
 

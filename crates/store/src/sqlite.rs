@@ -19,6 +19,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("../migrations/sqlite/0001_initial.sql")),
     (2, include_str!("../migrations/sqlite/0002_leases.sql")),
     (3, include_str!("../migrations/sqlite/0003_drills.sql")),
+    (4, include_str!("../migrations/sqlite/0004_kill_switch.sql")),
 ];
 
 /// A SQLite database.

@@ -17,6 +17,7 @@ on_every_store!(
     a_kill_the_provider_refused_is_a_refusal_that_blocks_nothing,
     a_drill_is_refused_while_another_touches_its_zones,
     a_drill_records_its_faults_and_kills_before_acting,
+    the_kill_switch_is_the_newest_change,
 );
 
 use std::sync::{Arc, Barrier};
@@ -325,6 +326,62 @@ fn history_filters_by_time_and_app(db: &common::Db) {
         "b1",
         "{name}: the limit keeps the newest"
     );
+    // Paging, newest first: each page starts below the smallest id of the one before.
+    let page = |before: Option<i64>| HistoryFilter {
+        limit: Some(2),
+        before_id: before,
+        ..HistoryFilter::default()
+    };
+    let first = store.terminations(&page(None)).unwrap();
+    assert_eq!(
+        first
+            .iter()
+            .map(|t| t.instance_id.as_str())
+            .collect::<Vec<_>>(),
+        ["o1", "b1"]
+    );
+    let second = store.terminations(&page(Some(first[0].id))).unwrap();
+    assert_eq!(
+        second
+            .iter()
+            .map(|t| t.instance_id.as_str())
+            .collect::<Vec<_>>(),
+        ["a1"]
+    );
+    assert!(
+        store
+            .terminations(&page(Some(second[0].id)))
+            .unwrap()
+            .is_empty()
+    );
+}
+
+/// The kill switch set at run time: none at first, then the newest change, on every
+/// connection (a restarted process, another replica).
+fn the_kill_switch_is_the_newest_change(db: &common::Db) {
+    let (name, store) = (db.name, db.store.clone());
+    assert_eq!(store.kill_switch().unwrap(), None, "{name}");
+    let off = simian_core::KillSwitch {
+        enabled: false,
+        changed_by: "alice".into(),
+        at: t("2026-03-02T18:00:00Z"),
+        reason: "incident 42".into(),
+    };
+    store.set_kill_switch(&off).unwrap();
+    let reopened = simian_store::open(&db.url, db.dir.path()).unwrap();
+    assert_eq!(reopened.kill_switch().unwrap(), Some(off.clone()), "{name}");
+    assert_eq!(
+        off.holding().unwrap(),
+        "the kill switch was turned off by alice at 2026-03-02T18:00:00Z: incident 42"
+    );
+    let on = simian_core::KillSwitch {
+        enabled: true,
+        changed_by: "bob".into(),
+        at: t("2026-03-02T19:00:00Z"),
+        reason: String::new(),
+    };
+    reopened.set_kill_switch(&on).unwrap();
+    assert_eq!(store.kill_switch().unwrap(), Some(on), "{name}");
 }
 
 /// Eight connections race to kill in the same group at the same instant: exactly one wins,

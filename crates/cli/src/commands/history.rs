@@ -28,6 +28,7 @@ pub fn run(g: &Global, a: HistoryArgs) -> anyhow::Result<u8> {
         since,
         app: a.app.clone(),
         limit: Some(a.limit),
+        before_id: None,
     };
     let store = wire::store(&settings)?;
     let terminations = store.terminations(&filter)?;

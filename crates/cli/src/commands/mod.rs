@@ -9,6 +9,7 @@ mod history;
 mod monkey;
 pub mod proxy;
 mod schedule;
+mod serve;
 mod terminate;
 
 use std::path::Path;
@@ -35,6 +36,7 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Terminate(a) => terminate::run(g, a),
         Command::History(a) => history::run(g, a),
         Command::Monkey(a) => monkey::run(g, a),
+        Command::Serve(a) => serve::run(g, a),
         Command::Demo(a) => demo::run(g, a),
         Command::Proxy(a) => proxy::run(g, a),
         Command::DemoService(a) => demo::service(a),

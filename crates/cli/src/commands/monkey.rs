@@ -14,7 +14,7 @@ use crate::wire;
 
 /// The clock the flags ask for: the wall clock, or a simulated one. Out-of-range values are
 /// usage errors (exit 2), never a panic.
-fn clock(a: &MonkeyArgs) -> Result<Arc<dyn Clock>, super::UsageError> {
+pub fn clock(a: &MonkeyArgs) -> Result<Arc<dyn Clock>, super::UsageError> {
     let Some(start) = a.clock_start else {
         return Ok(Arc::new(SystemClock));
     };

@@ -21,21 +21,16 @@
 pub mod body;
 pub mod wire;
 
-use std::convert::Infallible;
 use std::future::Future;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper::header::{CONTENT_TYPE, HeaderValue, USER_AGENT};
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
 use simian_proxy::{ProxyError, Registry};
 use tokio::net::TcpListener;
 
@@ -390,60 +385,23 @@ impl RequestIds {
     }
 }
 
-/// Serves the API on `listener` until `shutdown` completes, then stops every proxy.
-///
-/// Slow clients cannot starve the others: a connection whose request headers do not arrive
-/// within [`HEADER_READ_TIMEOUT`] is closed, and at most [`MAX_API_CONNECTIONS`] are served at
-/// once (further ones wait in the kernel's backlog, holding no descriptor of ours), so the
-/// API keeps answering, and the proxies keep the descriptors they need, under a flood of
-/// clients that trickle their headers a byte at a time.
+/// Serves the API on `listener` until `shutdown` completes, then stops every proxy. Slow
+/// clients cannot starve the others: see [`crate::http::serve_connections`].
 pub async fn serve(listener: TcpListener, api: Arc<Api>, shutdown: impl Future<Output = ()>) {
-    tokio::pin!(shutdown);
-    let permits = Arc::new(tokio::sync::Semaphore::new(MAX_API_CONNECTIONS));
-    loop {
-        let permit = tokio::select! {
-            _ = &mut shutdown => break,
-            p = permits.clone().acquire_owned() => match p {
-                Ok(p) => p,
-                Err(_) => break,
-            },
-        };
-        let (stream, _peer): (tokio::net::TcpStream, SocketAddr) = tokio::select! {
-            _ = &mut shutdown => break,
-            accepted = listener.accept() => match accepted {
-                Ok(a) => a,
-                Err(e) => {
-                    tracing::warn!(error = %e, "API accept failed");
-                    tokio::time::sleep(Duration::from_millis(10)).await;
-                    continue;
-                }
-            },
-        };
-        let _ = stream.set_nodelay(true);
-        let api = api.clone();
-        tokio::spawn(async move {
-            let _permit = permit;
-            let svc = service_fn(move |req| {
-                let api = api.clone();
-                async move { Ok::<_, Infallible>(api.handle(req).await) }
-            });
-            let _ = http1::Builder::new()
-                .timer(hyper_util::rt::TokioTimer::new())
-                .header_read_timeout(HEADER_READ_TIMEOUT)
-                .serve_connection(TokioIo::new(stream), svc)
-                .await;
-        });
-    }
+    let handler = api.clone();
+    crate::http::serve_connections(
+        listener,
+        move |req| {
+            let api = handler.clone();
+            async move { api.handle(req).await }
+        },
+        shutdown,
+    )
+    .await;
     api.registry.shutdown();
 }
 
-/// How long a client may take to send a request's headers.
-pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// API connections served at once: half the common `ulimit -n` of 1024, so that the proxies
-/// always have descriptors left. Beyond it, clients wait until the header timeout frees a slow
-/// client's place.
-pub const MAX_API_CONNECTIONS: usize = 512;
+pub use crate::http::{HEADER_READ_TIMEOUT, MAX_API_CONNECTIONS};
 
 #[cfg(test)]
 mod tests {

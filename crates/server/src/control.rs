@@ -1,0 +1,607 @@
+//! Simian's own control API (`simian serve`), under `/api/v1`, described by the OpenAPI 3
+//! document it serves at `/api/v1/openapi.json`.
+//!
+//! | route | what |
+//! |---|---|
+//! | `GET /healthz` | the process answers |
+//! | `GET /readyz` | the store answers |
+//! | `GET /api/v1/openapi.json` | this API, described |
+//! | `GET /api/v1/schedule?date=D` | a day's schedule (default today) with each kill's status |
+//! | `GET /api/v1/terminations`, `/refusals`, `/drills` | history: `since`, `app`, `limit`, `before` (paging) |
+//! | `GET /api/v1/apps` | each app's settings and eligible instances now |
+//! | `POST /api/v1/terminate` | one kill now, through every check (as `simian terminate`) |
+//! | `GET`, `PUT /api/v1/kill-switch` | the kill switch: read, or set with who and why |
+//!
+//! Every answer is JSON; an error is `{"error": "..."}` with its status. Bodies are limited
+//! to [`MAX_BODY`] and unknown fields are refused. The mutating routes (`POST`, `PUT`) always
+//! need `Authorization: Bearer TOKEN`; without a configured token they are refused (403).
+//! Outcomes of a kill are HTTP statuses: terminated 200, refused by a check 409 (with the
+//! check and the reason), failed 502.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue, WWW_AUTHENTICATE};
+use hyper::{Method, Request, Response, StatusCode};
+use jiff::Timestamp;
+use jiff::civil::Date;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use simian_core::{Check, HistoryFilter, KillSwitch, TerminationState};
+use simian_monkey::{Decision, Engine, KillRequest, Target, eligibility, kill_switch_holds};
+
+/// Every route: (method, path).
+pub const ROUTES: &[(&str, &str)] = &[
+    ("GET", "/healthz"),
+    ("GET", "/readyz"),
+    ("GET", "/api/v1/openapi.json"),
+    ("GET", "/api/v1/schedule"),
+    ("GET", "/api/v1/terminations"),
+    ("GET", "/api/v1/refusals"),
+    ("GET", "/api/v1/drills"),
+    ("GET", "/api/v1/apps"),
+    ("POST", "/api/v1/terminate"),
+    ("GET", "/api/v1/kill-switch"),
+    ("PUT", "/api/v1/kill-switch"),
+];
+
+/// The OpenAPI 3 document served at `/api/v1/openapi.json`.
+pub const OPENAPI: &str = include_str!("control/openapi.json");
+
+/// Largest request body accepted.
+pub const MAX_BODY: usize = 64 * 1024;
+
+/// Largest page of history.
+pub const MAX_PAGE: usize = 1000;
+
+/// The control API over an engine (and through it the store, the providers, the policy).
+pub struct ControlApi {
+    engine: Arc<Engine>,
+    token: Option<String>,
+}
+
+/// A failed request: status and message.
+struct Failure(StatusCode, String);
+
+impl Failure {
+    fn bad(message: impl Into<String>) -> Failure {
+        Failure(StatusCode::BAD_REQUEST, message.into())
+    }
+}
+
+type Answer = Result<(StatusCode, Value), Failure>;
+
+impl ControlApi {
+    /// The API over `engine`; `token` guards the mutating routes.
+    pub fn new(engine: Arc<Engine>, token: Option<String>) -> Arc<ControlApi> {
+        Arc::new(ControlApi { engine, token })
+    }
+
+    /// Answers one request.
+    pub async fn handle(self: Arc<Self>, req: Request<Incoming>) -> Response<Full<Bytes>> {
+        let answer = self.route(req).await;
+        let (status, body) = match answer {
+            Ok((status, body)) => (status, body),
+            Err(Failure(status, message)) => (status, json!({ "error": message })),
+        };
+        let mut response = Response::new(Full::new(Bytes::from(body.to_string())));
+        *response.status_mut() = status;
+        response
+            .headers_mut()
+            .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        if status == StatusCode::UNAUTHORIZED {
+            response
+                .headers_mut()
+                .insert(WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        response
+    }
+
+    async fn route(self: Arc<Self>, req: Request<Incoming>) -> Answer {
+        let path = req.uri().path().to_string();
+        let method = req.method().clone();
+        if !ROUTES.iter().any(|(_, p)| *p == path) {
+            return Err(Failure(
+                StatusCode::NOT_FOUND,
+                format!("no route {path}: /api/v1/openapi.json lists them"),
+            ));
+        }
+        if !ROUTES
+            .iter()
+            .any(|(m, p)| *p == path && *m == method.as_str())
+        {
+            return Err(Failure(
+                StatusCode::METHOD_NOT_ALLOWED,
+                format!("{path} does not take {method}"),
+            ));
+        }
+        if method != Method::GET {
+            self.authorize(req.headers().get(AUTHORIZATION))?;
+        }
+        let query = query_pairs(req.uri().query().unwrap_or_default());
+        let body = match Limited::new(req.into_body(), MAX_BODY).collect().await {
+            Ok(b) => b.to_bytes(),
+            Err(_) => {
+                return Err(Failure(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    format!("the body is larger than {MAX_BODY} bytes"),
+                ));
+            }
+        };
+        // The store and the providers block: off the async threads.
+        tokio::task::spawn_blocking(move || self.answer(&method, &path, &query, &body))
+            .await
+            .unwrap_or_else(|e| {
+                Err(Failure(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    format!("the request failed: {e}"),
+                ))
+            })
+    }
+
+    fn authorize(&self, header: Option<&HeaderValue>) -> Result<(), Failure> {
+        let Some(token) = &self.token else {
+            return Err(Failure(
+                StatusCode::FORBIDDEN,
+                "this route changes things and needs a token: start simian serve with SIMIAN_API_TOKEN or [server] token_file".into(),
+            ));
+        };
+        let given = header
+            .and_then(|h| h.to_str().ok())
+            .and_then(|h| h.strip_prefix("Bearer "))
+            .unwrap_or_default();
+        if constant_time_eq(given.as_bytes(), token.as_bytes()) {
+            Ok(())
+        } else {
+            Err(Failure(
+                StatusCode::UNAUTHORIZED,
+                "send the API token as Authorization: Bearer TOKEN".into(),
+            ))
+        }
+    }
+
+    fn answer(
+        &self,
+        method: &Method,
+        path: &str,
+        query: &[(String, String)],
+        body: &[u8],
+    ) -> Answer {
+        let store = self.engine.store();
+        match (method.as_str(), path) {
+            ("GET", "/healthz") => Ok((StatusCode::OK, json!({ "status": "ok" }))),
+            ("GET", "/readyz") => match store.kill_switch() {
+                Ok(_) => Ok((StatusCode::OK, json!({ "status": "ready" }))),
+                Err(e) => Err(Failure(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    format!("the store does not answer: {e}"),
+                )),
+            },
+            ("GET", "/api/v1/openapi.json") => serde_json::from_str(OPENAPI)
+                .map(|v| (StatusCode::OK, v))
+                .map_err(|e| Failure(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())),
+            ("GET", "/api/v1/schedule") => self.schedule(query),
+            ("GET", "/api/v1/terminations" | "/api/v1/refusals" | "/api/v1/drills") => {
+                self.history(path, query)
+            }
+            ("GET", "/api/v1/apps") => self.apps(),
+            ("POST", "/api/v1/terminate") => self.terminate(body),
+            ("GET", "/api/v1/kill-switch") => self.kill_switch(),
+            ("PUT", "/api/v1/kill-switch") => self.set_kill_switch(body),
+            _ => Err(Failure(StatusCode::NOT_FOUND, format!("no route {path}"))),
+        }
+    }
+
+    fn policy(&self) -> Result<simian_monkey::Policy, Failure> {
+        self.engine.policy().map_err(|e| {
+            Failure(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("cannot read the configuration: {e}"),
+            )
+        })
+    }
+
+    fn schedule(&self, query: &[(String, String)]) -> Answer {
+        known_params(query, &["date"])?;
+        let policy = self.policy()?;
+        let date = match param(query, "date") {
+            Some(d) => d
+                .parse::<Date>()
+                .map_err(|_| Failure::bad(format!("date={d:?} is not a date (YYYY-MM-DD)")))?,
+            None => policy.calendar.local_date(self.engine.clock().now()),
+        };
+        let schedule = self.engine.store().schedule(date).map_err(store_failure)?;
+        let Some(schedule) = schedule else {
+            return Err(Failure(
+                StatusCode::NOT_FOUND,
+                format!(
+                    "no schedule is stored for {date}: the daemon makes each day's at midnight (or at start)"
+                ),
+            ));
+        };
+        let now = self.engine.clock().now();
+        let next = schedule
+            .entries
+            .iter()
+            .filter(|e| e.status == simian_core::EntryStatus::Pending && e.time >= now)
+            .map(|e| e.time)
+            .min();
+        Ok((
+            StatusCode::OK,
+            json!({
+                "date": schedule.date,
+                "seed": schedule.seed,
+                "made_at": schedule.made_at,
+                "now": now,
+                "next_kill": next,
+                "seconds_to_next_kill": next.map(|t| t.duration_since(now).as_secs_f64().max(0.0)),
+                "entries": schedule.entries,
+            }),
+        ))
+    }
+
+    fn history(&self, path: &str, query: &[(String, String)]) -> Answer {
+        known_params(query, &["since", "app", "limit", "before"])?;
+        let policy = self.policy()?;
+        let since = match param(query, "since") {
+            None => None,
+            Some(s) => Some(if let Ok(t) = s.parse::<Timestamp>() {
+                t
+            } else if let Ok(d) = s.parse::<Date>() {
+                policy.calendar.day_bounds(d).0
+            } else {
+                return Err(Failure::bad(format!(
+                    "since={s:?} is neither a date (YYYY-MM-DD) nor an RFC 3339 instant"
+                )));
+            }),
+        };
+        let limit = match param(query, "limit") {
+            None => 100,
+            Some(l) => l
+                .parse::<usize>()
+                .ok()
+                .filter(|n| (1..=MAX_PAGE).contains(n))
+                .ok_or_else(|| {
+                    Failure::bad(format!("limit={l:?} is not a number from 1 to {MAX_PAGE}"))
+                })?,
+        };
+        let before_id = match param(query, "before") {
+            None => None,
+            Some(b) => Some(
+                b.parse::<i64>()
+                    .map_err(|_| Failure::bad(format!("before={b:?} is not an id")))?,
+            ),
+        };
+        // One more than the page, to know whether another page follows.
+        let filter = HistoryFilter {
+            since,
+            app: param(query, "app").map(str::to_string),
+            limit: Some(limit + 1),
+            before_id,
+        };
+        let store = self.engine.store();
+        let (items, last) = match path {
+            "/api/v1/terminations" => page(
+                store.terminations(&filter).map_err(store_failure)?,
+                |t| t.id,
+                limit,
+            ),
+            "/api/v1/refusals" => page(
+                store.refusals(&filter).map_err(store_failure)?,
+                |r| r.id,
+                limit,
+            ),
+            _ => page(
+                store.drills(&filter).map_err(store_failure)?,
+                |d| d.id,
+                limit,
+            ),
+        };
+        let next = last.map(|last| {
+            let mut q: Vec<String> = query
+                .iter()
+                .filter(|(k, _)| k != "before")
+                .map(|(k, v)| format!("{k}={}", encode(v)))
+                .collect();
+            q.push(format!("before={last}"));
+            format!("{path}?{}", q.join("&"))
+        });
+        Ok((StatusCode::OK, json!({ "items": items, "next": next })))
+    }
+
+    fn apps(&self) -> Answer {
+        let policy = self.policy()?;
+        let mut apps = Vec::new();
+        for app in &policy.apps {
+            let target = Target {
+                app: app.name.clone(),
+                account: None,
+                region: None,
+                stack: None,
+                cluster: None,
+            };
+            let (eligible, error) = match self.engine.providers().get(&app.provider) {
+                None => (
+                    Vec::new(),
+                    Some(format!("provider {:?} is not configured", app.provider)),
+                ),
+                Some(p) => match p.instances() {
+                    Ok(list) => (
+                        eligibility::eligible(app, &target, &list)
+                            .into_iter()
+                            .cloned()
+                            .collect(),
+                        None,
+                    ),
+                    Err(e) => (Vec::new(), Some(e.to_string())),
+                },
+            };
+            apps.push(json!({
+                "name": app.name,
+                "provider": app.provider,
+                "enabled": app.enabled,
+                "mean_time_between_kills": app.mean_time_between_kills,
+                "min_time_between_kills": app.min_time_between_kills,
+                "grouping": app.grouping.as_str(),
+                "regions_independent": app.regions_independent,
+                "daily_kill_probability": app.daily_probability(),
+                "exceptions": app.exceptions.iter().map(|e| json!({
+                    "account": e.account, "region": e.region, "stack": e.stack, "detail": e.detail,
+                })).collect::<Vec<_>>(),
+                "eligible": eligible,
+                "error": error,
+            }));
+        }
+        Ok((StatusCode::OK, json!({ "apps": apps })))
+    }
+
+    fn terminate(&self, body: &[u8]) -> Answer {
+        let request: TerminateBody = parse_body(body)?;
+        let mut kill = KillRequest::manual(Target {
+            app: request.app,
+            account: request.account,
+            region: request.region,
+            stack: request.stack,
+            cluster: request.cluster,
+        });
+        kill.dry_run = request.dry_run;
+        let decision = self
+            .engine
+            .terminate(&kill)
+            .map_err(|e| Failure(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+        Ok(match decision {
+            Decision::Terminated(t) if t.state == TerminationState::Failed => (
+                StatusCode::BAD_GATEWAY,
+                json!({ "decision": "terminated", "termination": t }),
+            ),
+            Decision::Terminated(t) => (
+                StatusCode::OK,
+                json!({ "decision": "terminated", "termination": t }),
+            ),
+            Decision::Refused(r) if r.check == Check::Inventory => (
+                StatusCode::BAD_GATEWAY,
+                json!({ "decision": "refused", "refusal": r }),
+            ),
+            Decision::Refused(r) => (
+                StatusCode::CONFLICT,
+                json!({ "decision": "refused", "refusal": r }),
+            ),
+            Decision::AlreadyHandled => (StatusCode::OK, json!({ "decision": "already_handled" })),
+        })
+    }
+
+    fn kill_switch(&self) -> Answer {
+        let policy = self.policy()?;
+        let set = self.engine.store().kill_switch().map_err(store_failure)?;
+        let holding =
+            kill_switch_holds(&policy, self.engine.store().as_ref()).map_err(store_failure)?;
+        Ok((
+            StatusCode::OK,
+            json!({
+                "kills_allowed": holding.is_none(),
+                "holding": holding,
+                "config_enabled": policy.enabled,
+                "set": set,
+            }),
+        ))
+    }
+
+    fn set_kill_switch(&self, body: &[u8]) -> Answer {
+        let request: KillSwitchBody = parse_body(body)?;
+        if request.changed_by.trim().is_empty() || request.changed_by.chars().any(char::is_control)
+        {
+            return Err(Failure::bad(
+                "changed_by must name who changes the switch (no control characters)",
+            ));
+        }
+        if request.reason.chars().any(|c| c.is_control() && c != '\n') {
+            return Err(Failure::bad("reason holds a control character"));
+        }
+        let change = KillSwitch {
+            enabled: request.enabled,
+            changed_by: request.changed_by,
+            at: Timestamp::now(),
+            reason: request.reason,
+        };
+        self.engine
+            .store()
+            .set_kill_switch(&change)
+            .map_err(store_failure)?;
+        self.engine
+            .notifier()
+            .notify(simian_core::Event::KillSwitch(&change));
+        self.kill_switch()
+    }
+}
+
+/// A page of `rows` (oldest first, one more than `limit` when another page follows) as JSON,
+/// newest first, and the id the next page starts below, if there is one.
+fn page<T: serde::Serialize>(
+    mut rows: Vec<T>,
+    id: impl Fn(&T) -> i64,
+    limit: usize,
+) -> (Vec<Value>, Option<i64>) {
+    rows.reverse();
+    let more = rows.len() > limit;
+    rows.truncate(limit);
+    let next = if more { rows.last().map(&id) } else { None };
+    (rows.iter().map(|r| json!(r)).collect(), next)
+}
+
+/// `POST /api/v1/terminate`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TerminateBody {
+    app: String,
+    account: Option<String>,
+    region: Option<String>,
+    stack: Option<String>,
+    cluster: Option<String>,
+    dry_run: Option<bool>,
+}
+
+/// `PUT /api/v1/kill-switch`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct KillSwitchBody {
+    enabled: bool,
+    changed_by: String,
+    #[serde(default)]
+    reason: String,
+}
+
+fn parse_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, Failure> {
+    if body.is_empty() {
+        return Err(Failure::bad("the body is empty: send a JSON object"));
+    }
+    serde_json::from_slice(body).map_err(|e| Failure::bad(format!("the body is not valid: {e}")))
+}
+
+fn store_failure(e: simian_core::StoreError) -> Failure {
+    Failure(StatusCode::SERVICE_UNAVAILABLE, e.to_string())
+}
+
+/// `a=1&b=x%20y` as pairs, decoded.
+fn query_pairs(query: &str) -> Vec<(String, String)> {
+    query
+        .split('&')
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            let (k, v) = p.split_once('=').unwrap_or((p, ""));
+            (decode(k), decode(v))
+        })
+        .collect()
+}
+
+fn param<'a>(query: &'a [(String, String)], key: &str) -> Option<&'a str> {
+    query
+        .iter()
+        .find(|(k, _)| k == key)
+        .map(|(_, v)| v.as_str())
+}
+
+/// Refuses a parameter the route does not take (a typo would otherwise be ignored).
+fn known_params(query: &[(String, String)], known: &[&str]) -> Result<(), Failure> {
+    match query.iter().find(|(k, _)| !known.contains(&k.as_str())) {
+        Some((k, _)) => Err(Failure::bad(format!(
+            "unknown parameter {k:?}: this route takes {}",
+            known.join(", ")
+        ))),
+        None => Ok(()),
+    }
+}
+
+/// Percent-decoding of a query component (`+` is a space); a `%` not followed by two hex
+/// digits stays as it is.
+fn decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let b = bytes[i];
+        if b == b'+' {
+            out.push(b' ');
+            i += 1;
+            continue;
+        }
+        if b == b'%'
+            && let Some(hex) = bytes.get(i + 1..i + 3)
+            && hex.iter().all(u8::is_ascii_hexdigit)
+            && let Some(v) = std::str::from_utf8(hex)
+                .ok()
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+        {
+            out.push(v);
+            i += 3;
+            continue;
+        }
+        out.push(b);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Percent-encoding of a query component.
+fn encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b':' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// Compares without an early exit, so the time taken says nothing about the token.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use super::*;
+
+    /// The OpenAPI document describes exactly the routes served, method by method.
+    #[test]
+    fn the_openapi_document_matches_the_routes() {
+        let doc: Value = serde_json::from_str(OPENAPI).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(doc["openapi"].as_str().map(|v| &v[..2]), Some("3."));
+        let mut documented = BTreeSet::new();
+        for (path, item) in doc["paths"].as_object().into_iter().flatten() {
+            for method in item.as_object().into_iter().flatten().map(|(m, _)| m) {
+                documented.insert((method.to_ascii_uppercase(), path.clone()));
+            }
+        }
+        let served: BTreeSet<(String, String)> = ROUTES
+            .iter()
+            .map(|(m, p)| (m.to_string(), p.to_string()))
+            .collect();
+        assert_eq!(documented, served);
+    }
+
+    #[test]
+    fn queries_decode_and_encode() {
+        assert_eq!(
+            query_pairs("app=web%2Dprod&since=2026-03-02T09%3A00%3A00Z&x"),
+            vec![
+                ("app".to_string(), "web-prod".to_string()),
+                ("since".to_string(), "2026-03-02T09:00:00Z".to_string()),
+                ("x".to_string(), String::new()),
+            ]
+        );
+        assert_eq!(decode("a+b%20c%2"), "a b c%2");
+        assert_eq!(decode("%zz%"), "%zz%");
+        assert_eq!(encode("a b/c"), "a%20b%2Fc");
+        assert!(constant_time_eq(b"abc", b"abc"));
+        assert!(!constant_time_eq(b"abc", b"abd"));
+        assert!(!constant_time_eq(b"abc", b"ab"));
+    }
+}
