@@ -3,7 +3,8 @@
 //! for its kind and written back, and must come back unchanged (a misspelt or misplaced field
 //! is dropped by the typed read, so the two differ); the ConfigMap's simian.toml passes
 //! `simian config check`; the ClusterRole grants exactly what the provider uses; and the
-//! Deployment mounts the config and the store where the command and the config say.
+//! Deployment runs `simian serve`, mounts the config, the store and the API token where the
+//! command and the config say, probes the API's health routes, and the Service fronts it.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -13,7 +14,9 @@ use std::collections::BTreeSet;
 use std::path::Path;
 
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{ConfigMap, Namespace, PersistentVolumeClaim, ServiceAccount};
+use k8s_openapi::api::core::v1::{
+    ConfigMap, Namespace, PersistentVolumeClaim, Service, ServiceAccount,
+};
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -66,6 +69,7 @@ fn every_manifest_fits_the_kubernetes_schema() {
             "ConfigMap" => round_trip::<ConfigMap>(&file, &doc),
             "PersistentVolumeClaim" => round_trip::<PersistentVolumeClaim>(&file, &doc),
             "Deployment" => round_trip::<Deployment>(&file, &doc),
+            "Service" => round_trip::<Service>(&file, &doc),
             other => panic!("{file}: no schema check for kind {other:?}: add one"),
         }
         kinds.insert(kind);
@@ -78,6 +82,7 @@ fn every_manifest_fits_the_kubernetes_schema() {
         "ConfigMap",
         "PersistentVolumeClaim",
         "Deployment",
+        "Service",
     ] {
         assert!(kinds.contains(wanted), "no {wanted} in deploy/kubernetes");
     }
@@ -137,7 +142,7 @@ fn the_cluster_role_grants_exactly_what_the_provider_uses() {
 }
 
 #[test]
-fn the_deployment_runs_the_monkey_on_the_configmap_and_the_store_volume() {
+fn the_deployment_serves_on_the_configmap_the_store_volume_and_the_token() {
     let docs = manifests();
     let config = find(&docs, "ConfigMap", "simian-config");
     let toml = config["data"]["simian.toml"].as_str().unwrap();
@@ -166,7 +171,7 @@ fn the_deployment_runs_the_monkey_on_the_configmap_and_the_store_volume() {
         .iter()
         .map(|a| a.as_str().unwrap())
         .collect();
-    assert_eq!(args[0], "monkey");
+    assert_eq!(args[0], "serve");
     let config_file = args[args.iter().position(|a| *a == "--config").unwrap() + 1];
     let mounts = c["volumeMounts"].as_array().unwrap();
     let mounted = |path: &str| {
@@ -193,6 +198,42 @@ fn the_deployment_runs_the_monkey_on_the_configmap_and_the_store_volume() {
     let env = c["env"].as_array().unwrap();
     assert!(env.iter().any(|e| e["name"] == "POD_NAMESPACE"
         && e["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.namespace"));
+    // The API: the port the config listens on, the probes on it, the Service in front, and
+    // the token from its Secret where the config reads it.
+    let quoted = |key: &str| {
+        toml.lines()
+            .find_map(|l| l.trim().strip_prefix(key))
+            .unwrap()
+            .split('"')
+            .nth(1)
+            .unwrap()
+            .to_string()
+    };
+    let listen = quoted("listen = ");
+    let port: u16 = listen.rsplit(':').next().unwrap().parse().unwrap();
+    assert_eq!(c["ports"][0]["containerPort"], port);
+    assert_eq!(c["ports"][0]["name"], "http");
+    assert_eq!(c["readinessProbe"]["httpGet"]["path"], "/readyz");
+    assert_eq!(c["livenessProbe"]["httpGet"]["path"], "/healthz");
+    assert_eq!(c["readinessProbe"]["httpGet"]["port"], "http");
+    let service = find(&docs, "Service", "simian");
+    assert_eq!(service["spec"]["ports"][0]["targetPort"], "http");
+    assert_eq!(
+        service["spec"]["selector"],
+        d["spec"]["selector"]["matchLabels"]
+    );
+    let token_file = quoted("token_file = ");
+    let token_dir = Path::new(&token_file)
+        .parent()
+        .unwrap()
+        .to_string_lossy()
+        .to_string();
+    let token_volume = mounted(&token_dir).expect("the token's directory is mounted");
+    assert_eq!(
+        volume(&token_volume)["secret"]["secretName"],
+        "simian-api-token"
+    );
+    assert_eq!(Path::new(&token_file).file_name().unwrap(), "token");
     // One writer for SQLite.
     assert_eq!(d["spec"]["replicas"], 1);
     assert_eq!(d["spec"]["strategy"]["type"], "Recreate");
