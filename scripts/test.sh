@@ -11,6 +11,8 @@ need=()
 command -v gcc >/dev/null || need+=(build-essential)
 command -v python3 >/dev/null || need+=(python3 python3-pip)
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
+# The systemd unit in deploy/ is checked with systemd-analyze.
+command -v systemd-analyze >/dev/null || need+=(systemd)
 # The Docker tests build their images FROM scratch around a statically linked busybox.
 if ! [ -x /bin/busybox ] || ldd /bin/busybox >/dev/null 2>&1; then
     need+=(busybox-static)

@@ -238,3 +238,40 @@ fn the_deployment_serves_on_the_configmap_the_store_volume_and_the_token() {
     assert_eq!(d["spec"]["replicas"], 1);
     assert_eq!(d["spec"]["strategy"]["type"], "Recreate");
 }
+
+/// `deploy/systemd/simian.service` runs `simian serve`, and systemd's own checker finds
+/// nothing to say about it (an unknown or misplaced key is a warning, which fails this).
+#[test]
+fn the_systemd_unit_runs_serve_and_verifies_cleanly() {
+    let unit_path =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/systemd/simian.service");
+    let unit = std::fs::read_to_string(&unit_path).unwrap();
+    let exec = unit
+        .lines()
+        .find_map(|l| l.strip_prefix("ExecStart="))
+        .expect("an ExecStart line");
+    assert!(exec.starts_with("/usr/local/bin/simian serve"), "{exec}");
+    assert!(
+        unit.contains("LoadCredential=api-token:"),
+        "the token as a credential"
+    );
+    // The checker wants the program to exist: point it at the binary under test.
+    let dir = tempfile::tempdir().unwrap();
+    let copy = dir.path().join("simian.service");
+    std::fs::write(
+        &copy,
+        unit.replace("/usr/local/bin/simian", env!("CARGO_BIN_EXE_simian")),
+    )
+    .unwrap();
+    let out = std::process::Command::new("systemd-analyze")
+        .arg("verify")
+        .arg(&copy)
+        .output()
+        .expect("systemd-analyze (Debian's systemd package; scripts/test.sh installs it)");
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{said}");
+    assert!(
+        said.trim().is_empty(),
+        "systemd-analyze has something to say:\n{said}"
+    );
+}
