@@ -23,9 +23,9 @@ if ((${#need[@]})); then
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}"
 fi
 
-if ! python3 -c "import toxiproxy, pytest, requests, kmock, moto.server, boto3, flask" 2>/dev/null; then
-    echo "== installing the Python packages (the real Toxiproxy client for its conformance suite; kmock, the Kubernetes API emulator; moto, the AWS API emulator)"
-    python3 -m pip install --quiet --disable-pip-version-check toxiproxy-python pytest requests future kmock 'moto[server]'
+if ! python3 -c "import toxiproxy, pytest, requests, kmock, moto.server, boto3, flask, prometheus_client" 2>/dev/null; then
+    echo "== installing the Python packages (the real Toxiproxy client for its conformance suite; kmock, the Kubernetes API emulator; moto, the AWS API emulator; prometheus-client, whose parser reads /metrics)"
+    python3 -m pip install --quiet --disable-pip-version-check toxiproxy-python pytest requests future kmock 'moto[server]' prometheus-client
 fi
 
 echo "== Docker engine"

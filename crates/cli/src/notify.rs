@@ -31,17 +31,18 @@ pub const DRAIN: Duration = Duration::from_secs(5);
 /// The header carrying a webhook's signature: `sha256=` and the hex HMAC-SHA256 of the body.
 pub const SIGNATURE_HEADER: &str = "x-simian-signature";
 
-/// Every configured notifier, plus the log.
-pub fn build(settings: &[NotifierSettings]) -> Arc<dyn Notifier> {
-    let mut all: Vec<Box<dyn Notifier>> = vec![Box::new(LogNotifier)];
+/// Every configured notifier, plus the log, plus `extra` (the metrics of `simian serve`).
+pub fn build(settings: &[NotifierSettings], extra: Option<Arc<dyn Notifier>>) -> Arc<dyn Notifier> {
+    let mut all: Vec<Arc<dyn Notifier>> = vec![Arc::new(LogNotifier)];
     for s in settings {
-        all.push(Box::new(Notify::start(s.clone())));
+        all.push(Arc::new(Notify::start(s.clone())));
     }
+    all.extend(extra);
     Arc::new(Fanout(all))
 }
 
 /// Tells every notifier.
-struct Fanout(Vec<Box<dyn Notifier>>);
+struct Fanout(Vec<Arc<dyn Notifier>>);
 
 impl Notifier for Fanout {
     fn notify(&self, event: Event<'_>) {
@@ -201,6 +202,9 @@ pub fn webhook_payload(event: Event<'_>) -> Value {
         Event::Schedule(s) => ("schedule", json!(s)),
         Event::DrillStarted(d) | Event::DrillEnded(d) => ("drill", json!(d)),
         Event::KillSwitch(k) => ("kill_switch", json!(k)),
+        Event::Fired { planned, issued } => {
+            ("fired", json!({"planned": planned, "issued": issued}))
+        }
     };
     json!({
         "event": event.name(),
@@ -250,6 +254,7 @@ pub fn slack_text(event: Event<'_>) -> String {
             d.target,
             d.mode
         ),
+        Event::Fired { planned, .. } => format!("Simian issued the kill planned for {planned}"),
         Event::KillSwitch(k) => format!(
             "Simian's kill switch was turned {} by {}{}",
             if k.enabled { "on" } else { "off" },

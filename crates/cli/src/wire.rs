@@ -112,13 +112,37 @@ impl PolicySource for FilePolicy {
 
 /// The engine over everything the config names.
 pub fn engine(settings: &Settings, clock: Arc<dyn Clock>) -> anyhow::Result<Arc<Engine>> {
+    engine_with(settings, clock, None)
+}
+
+/// The engine over everything the config names, its providers, store and events measured
+/// into `metrics` when given (`simian serve`).
+pub fn engine_with(
+    settings: &Settings,
+    clock: Arc<dyn Clock>,
+    metrics: Option<Arc<simian_server::metrics::Metrics>>,
+) -> anyhow::Result<Arc<Engine>> {
+    use simian_server::metrics::{MeteredProvider, MeteredStore};
+    let mut providers = providers(settings)?;
+    let mut store = store(settings)?;
+    if let Some(m) = &metrics {
+        providers = providers
+            .into_iter()
+            .map(|(name, p)| {
+                let metered: Arc<dyn Provider> = Arc::new(MeteredProvider::new(p, m.clone()));
+                (name, metered)
+            })
+            .collect();
+        store = Arc::new(MeteredStore::new(store, m.clone()));
+    }
+    let extra = metrics.map(|m| m as Arc<dyn simian_core::Notifier>);
     Ok(Arc::new(
         Engine::new(
-            providers(settings)?,
-            store(settings)?,
+            providers,
+            store,
             clock,
             Arc::from(crate::outage::build(settings.outage.as_ref())),
-            crate::notify::build(&settings.notifiers),
+            crate::notify::build(&settings.notifiers, extra),
             Arc::new(FilePolicy {
                 path: settings.path.clone(),
             }),
@@ -141,5 +165,5 @@ pub fn drills(settings: &Settings, store: Arc<dyn Store>) -> anyhow::Result<simi
         Arc::from(crate::outage::build(settings.outage.as_ref())),
         Arc::new(crate::guardian::ProcessGuardian::new(&settings.path)),
     )
-    .with_notifier(crate::notify::build(&settings.notifiers)))
+    .with_notifier(crate::notify::build(&settings.notifiers, None)))
 }

@@ -86,6 +86,42 @@ impl Served {
     }
 }
 
+/// Every sample of an OpenMetrics text, as read by Python's prometheus-client parser:
+/// `name{label=value,...}` (labels sorted) to value.
+fn parse_metrics(text: &str) -> std::collections::BTreeMap<String, f64> {
+    simian_testkit::require_python_modules(&["prometheus_client"], "pip install prometheus-client");
+    let script = [
+        "import json, sys",
+        "from prometheus_client.openmetrics.parser import text_string_to_metric_families",
+        "out = {}",
+        "for family in text_string_to_metric_families(sys.stdin.read()):",
+        "    for s in family.samples:",
+        "        labels = ','.join(f'{k}={v}' for k, v in sorted(s.labels.items()))",
+        "        out[s.name + '{' + labels + '}'] = s.value",
+        "print(json.dumps(out))",
+    ]
+    .join("\n");
+    let mut child = std::process::Command::new("python3")
+        .args(["-c", &script])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write as _;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "the parser refused the metrics:\n{text}"
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
 /// A static inventory of app web, 5 clusters of 2 (zones a and b).
 fn sandbox(monkey: &str) -> Sandbox {
     let s = Sandbox::new();
@@ -265,6 +301,50 @@ fn the_daemon_runs_underneath_and_stops_cleanly() {
             .unwrap()
             .iter()
             .all(|k| k["origin"] == "schedule")
+    );
+
+    // The metrics, read by the reference parser (Python's prometheus-client).
+    let mut r = api
+        .agent
+        .get(&format!("{}/metrics", api.base))
+        .call()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let content_type = r
+        .headers()
+        .get("content-type")
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        content_type.starts_with("application/openmetrics-text"),
+        "{content_type}"
+    );
+    let text = r.body_mut().read_to_string().unwrap();
+    let samples = parse_metrics(&text);
+    let value = |key: &str| {
+        samples
+            .get(key)
+            .copied()
+            .unwrap_or_else(|| panic!("no {key} in:\n{text}"))
+    };
+    assert_eq!(
+        value("simian_terminations_total{app=web,origin=schedule,state=simulated}"),
+        planned as f64
+    );
+    assert_eq!(value("simian_kill_delay_seconds_count{}"), planned as f64);
+    assert_eq!(value("simian_planned_kills{}"), planned as f64);
+    assert_eq!(value("simian_pending_kills{}"), 0.0);
+    assert_eq!(value("simian_kills_allowed{}"), 1.0);
+    assert!(value("simian_provider_list_seconds_count{provider=inv}") >= 1.0);
+    assert!(value("simian_store_seconds_count{operation=claim}") >= planned as f64);
+    assert_eq!(
+        value(&format!(
+            "simian_build_info{{version={}}}",
+            env!("CARGO_PKG_VERSION")
+        )),
+        1.0
     );
     let pid = rustix::process::Pid::from_raw(api.child.id() as i32).unwrap();
     rustix::process::kill_process(pid, rustix::process::Signal::TERM).unwrap();

@@ -20,6 +20,14 @@ pub enum Event<'a> {
     DrillEnded(&'a Drill),
     /// The kill switch was changed at run time (through the API).
     KillSwitch(&'a KillSwitch),
+    /// The daemon issued a planned kill: `planned` is its minute, `issued` the clock's time
+    /// when the kill-time checks began (metrics measure the delay between the two).
+    Fired {
+        /// The planned time.
+        planned: jiff::Timestamp,
+        /// When it was issued.
+        issued: jiff::Timestamp,
+    },
 }
 
 impl Event<'_> {
@@ -33,6 +41,7 @@ impl Event<'_> {
             Event::DrillStarted(_) => "drill_started",
             Event::DrillEnded(_) => "drill_ended",
             Event::KillSwitch(_) => "kill_switch",
+            Event::Fired { .. } => "fired",
         }
     }
 }
@@ -78,6 +87,9 @@ impl Notifier for LogNotifier {
             ),
             Event::DrillStarted(d) => {
                 tracing::info!(drill = d.id, kind = %d.kind, target = %d.target, mode = %d.mode, "drill started")
+            }
+            Event::Fired { planned, issued } => {
+                tracing::debug!(%planned, %issued, "planned kill issued")
             }
             Event::KillSwitch(k) => tracing::warn!(
                 enabled = k.enabled,

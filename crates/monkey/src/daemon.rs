@@ -362,6 +362,10 @@ fn fire(
             &entry.group.key(),
         )),
     };
+    engine.notifier().notify(simian_core::Event::Fired {
+        planned: entry.time,
+        issued: now,
+    });
     match engine.terminate(&request)? {
         Decision::Terminated(_) => {
             counters.fired.fetch_add(1, Ordering::SeqCst);

@@ -5,6 +5,7 @@
 //! |---|---|
 //! | `GET /healthz` | the process answers |
 //! | `GET /readyz` | the store answers |
+//! | `GET /metrics` | Prometheus metrics (OpenMetrics text) |
 //! | `GET /api/v1/openapi.json` | this API, described |
 //! | `GET /api/v1/schedule?date=D` | a day's schedule (default today) with each kill's status |
 //! | `GET /api/v1/terminations`, `/refusals`, `/drills` | history: `since`, `app`, `limit`, `before` (paging) |
@@ -32,9 +33,12 @@ use serde_json::{Value, json};
 use simian_core::{Check, HistoryFilter, KillSwitch, TerminationState};
 use simian_monkey::{Decision, Engine, KillRequest, Target, eligibility, kill_switch_holds};
 
+use crate::metrics::Metrics;
+
 /// Every route: (method, path).
 pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/healthz"),
+    ("GET", "/metrics"),
     ("GET", "/readyz"),
     ("GET", "/api/v1/openapi.json"),
     ("GET", "/api/v1/schedule"),
@@ -60,6 +64,7 @@ pub const MAX_PAGE: usize = 1000;
 pub struct ControlApi {
     engine: Arc<Engine>,
     token: Option<String>,
+    metrics: Option<Arc<Metrics>>,
 }
 
 /// A failed request: status and message.
@@ -74,13 +79,35 @@ impl Failure {
 type Answer = Result<(StatusCode, Value), Failure>;
 
 impl ControlApi {
-    /// The API over `engine`; `token` guards the mutating routes.
-    pub fn new(engine: Arc<Engine>, token: Option<String>) -> Arc<ControlApi> {
-        Arc::new(ControlApi { engine, token })
+    /// The API over `engine`; `token` guards the mutating routes; `metrics`, when given, are
+    /// served at `/metrics`.
+    pub fn new(
+        engine: Arc<Engine>,
+        token: Option<String>,
+        metrics: Option<Arc<Metrics>>,
+    ) -> Arc<ControlApi> {
+        Arc::new(ControlApi {
+            engine,
+            token,
+            metrics,
+        })
     }
 
     /// Answers one request.
     pub async fn handle(self: Arc<Self>, req: Request<Incoming>) -> Response<Full<Bytes>> {
+        if req.uri().path() == "/metrics" && req.method() == Method::GET {
+            let api = self.clone();
+            if let Ok(Some(text)) = tokio::task::spawn_blocking(move || api.scrape()).await {
+                let mut response = Response::new(Full::new(Bytes::from(text)));
+                response.headers_mut().insert(
+                    CONTENT_TYPE,
+                    HeaderValue::from_static(
+                        "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                    ),
+                );
+                return response;
+            }
+        }
         let answer = self.route(req).await;
         let (status, body) = match answer {
             Ok((status, body)) => (status, body),
@@ -141,6 +168,18 @@ impl ControlApi {
             })
     }
 
+    /// The metrics, with today's schedule and the kill switch read now; `None` without
+    /// metrics (the route then answers 404) or when the store does not answer (503).
+    fn scrape(&self) -> Option<String> {
+        let metrics = self.metrics.as_ref()?;
+        let policy = self.engine.policy().ok()?;
+        let store = self.engine.store();
+        let today = policy.calendar.local_date(self.engine.clock().now());
+        let schedule = store.schedule(today).ok()?;
+        let holding = kill_switch_holds(&policy, store.as_ref()).ok()?;
+        metrics.scrape(schedule.as_ref(), holding.as_deref()).ok()
+    }
+
     fn authorize(&self, header: Option<&HeaderValue>) -> Result<(), Failure> {
         let Some(token) = &self.token else {
             return Err(Failure(
@@ -172,6 +211,14 @@ impl ControlApi {
         let store = self.engine.store();
         match (method.as_str(), path) {
             ("GET", "/healthz") => Ok((StatusCode::OK, json!({ "status": "ok" }))),
+            ("GET", "/metrics") if self.metrics.is_none() => Err(Failure(
+                StatusCode::NOT_FOUND,
+                "no metrics here: simian serve serves them".into(),
+            )),
+            ("GET", "/metrics") => Err(Failure(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "metrics cannot be read now: the configuration or the store does not answer".into(),
+            )),
             ("GET", "/readyz") => match store.kill_switch() {
                 Ok(_) => Ok((StatusCode::OK, json!({ "status": "ready" }))),
                 Err(e) => Err(Failure(

@@ -12,4 +12,5 @@
 
 pub mod control;
 pub mod http;
+pub mod metrics;
 pub mod toxiproxy;

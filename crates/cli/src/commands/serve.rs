@@ -54,7 +54,8 @@ pub fn run(g: &Global, a: ServeArgs) -> anyhow::Result<u8> {
         ))
         .into());
     }
-    let engine = wire::engine(&settings, clock)?;
+    let metrics = simian_server::metrics::Metrics::new();
+    let engine = wire::engine_with(&settings, clock, Some(metrics.clone()))?;
     let shutdown = Arc::new(AtomicBool::new(false));
     for signal in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
         signal_hook::flag::register(signal, shutdown.clone())
@@ -82,7 +83,7 @@ pub fn run(g: &Global, a: ServeArgs) -> anyhow::Result<u8> {
             .name("simian-daemon".into())
             .spawn(move || Daemon::new(engine, Duration::from_millis(250)).run(&shutdown))?
     };
-    let api = ControlApi::new(engine, token);
+    let api = ControlApi::new(engine, token, Some(metrics));
     let stop = shutdown.clone();
     runtime.block_on(simian_server::http::serve_connections(
         listener,
