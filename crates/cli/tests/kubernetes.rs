@@ -281,6 +281,23 @@ fn policies(e: &Emulator) -> Vec<serde_json::Value> {
     list["items"].as_array().cloned().unwrap_or_default()
 }
 
+/// Both pods of zone a are labelled, each under a policy of its own.
+fn zone_a_isolated(e: &Emulator) -> bool {
+    policies(e).len() == 2
+        && ["web-1-a0", "web-1-a1"]
+            .iter()
+            .all(|n| isolation(e, n).is_some())
+}
+
+/// Waits until `done` holds, or fails saying `what` did not happen.
+fn within_15s(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while !done() {
+        assert!(Instant::now() < deadline, "not within 15 s: {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 #[test]
 #[ignore = "needs python3 with kmock (the Kubernetes API emulator): scripts/test.sh installs it (then pass --include-ignored)"]
 fn isolate_puts_the_zone_behind_a_deny_all_policy_and_removes_it() {
@@ -301,11 +318,7 @@ fn isolate_puts_the_zone_behind_a_deny_all_policy_and_removes_it() {
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while policies(&e).len() < 2 || isolation(&e, "web-1-a1").is_none() {
-        assert!(Instant::now() < deadline, "zone a was never isolated");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    within_15s("zone a is isolated", || zone_a_isolated(&e));
     // During: each pod of zone a is selected by a policy that allows nothing; b is untouched.
     for p in policies(&e) {
         let spec = &p["spec"];
@@ -348,21 +361,15 @@ fn isolate_puts_the_zone_behind_a_deny_all_policy_and_removes_it() {
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while policies(&e).len() < 2 || isolation(&e, "web-1-a1").is_none() {
-        assert!(Instant::now() < deadline, "zone a was never isolated again");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    within_15s("zone a is isolated again", || zone_a_isolated(&e));
     drill.kill().unwrap();
     drill.wait().unwrap();
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while !policies(&e).is_empty() || isolation(&e, "web-1-a0").is_some() {
-        assert!(
-            Instant::now() < deadline,
-            "the guardian did not undo the isolation"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    within_15s("the guardian undoes the isolation", || {
+        policies(&e).is_empty()
+            && ["web-1-a0", "web-1-a1"]
+                .iter()
+                .all(|n| isolation(&e, n).is_none())
+    });
     // Pause is not something pods can do.
     let out = s.run(&[
         "gorilla",

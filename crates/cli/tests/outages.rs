@@ -175,15 +175,7 @@ fn a_zone_is_paused_for_the_duration_then_resumed_with_the_probe_report() {
         "the fleet runs"
     );
     // The solo app is left out: only web's two processes in zone a stop.
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while f.states("a").iter().filter(|s| **s == Some('T')).count() < 2 {
-        assert!(
-            Instant::now() < deadline,
-            "zone a was never paused: {:?}",
-            f.states("a")
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_paused(&mut f);
     assert_eq!(f.states("b"), vec![Some('S'), Some('S')], "zone b runs on");
     let out = drill.wait_with_output().unwrap();
     let run = util::Run(out);
@@ -239,17 +231,8 @@ fn a_zone_is_paused_for_the_duration_then_resumed_with_the_probe_report() {
 fn simian_killed_mid_drill_leaves_the_undo_to_its_guardian() {
     let mut f = fleet("sigkill");
     let s = f.sandbox("dry_run = false");
-    let mut drill = s
-        .command(&["gorilla", "a", "--mode", "pause", "--duration", "2s"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while f.states("a").iter().filter(|s| **s == Some('T')).count() < 2 {
-        assert!(Instant::now() < deadline, "zone a was never paused");
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    let mut drill = in_background(&s, &["gorilla", "a", "--mode", "pause", "--duration", "2s"]);
+    wait_paused(&mut f);
     drill.kill().unwrap();
     drill.wait().unwrap();
     assert!(
@@ -359,20 +342,8 @@ fn the_guardrails_refuse_before_anything_is_touched() {
         out.stderr()
     );
     // A second drill on the same zone while the first runs.
-    let mut first = s
-        .command(&["gorilla", "a", "--mode", "pause", "--duration", "4s"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while f.states("a").iter().filter(|s| **s == Some('T')).count() < 2 {
-        assert!(
-            Instant::now() < deadline,
-            "the first drill never paused zone a"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let mut first = in_background(&s, &["gorilla", "a", "--mode", "pause", "--duration", "4s"]);
+    wait_paused(&mut f);
     let second = s.run(&["gorilla", "a", "--mode", "pause", "--duration", "1s"]);
     second.expect(3);
     assert!(
@@ -433,8 +404,9 @@ fn a_lost_steady_state_aborts_the_drill_and_undoes_it() {
     );
     failing.store(false, Ordering::SeqCst);
 
-    let drill = s
-        .command(&[
+    let drill = in_background(
+        &s,
+        &[
             "gorilla",
             "a",
             "--mode",
@@ -444,16 +416,9 @@ fn a_lost_steady_state_aborts_the_drill_and_undoes_it() {
             "--probe",
             &url,
             "--json",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while f.states("a").iter().filter(|s| **s == Some('T')).count() < 2 {
-        assert!(Instant::now() < deadline, "zone a was never paused");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+        ],
+    );
+    wait_paused(&mut f);
     let started = Instant::now();
     failing.store(true, Ordering::SeqCst);
     let out = util::Run(drill.wait_with_output().unwrap());
@@ -475,12 +440,26 @@ fn a_lost_steady_state_aborts_the_drill_and_undoes_it() {
     );
 }
 
+/// `simian ARGS` in the background, its standard output kept (for `--json`), its standard
+/// error dropped.
+fn in_background(s: &Sandbox, args: &[&str]) -> std::process::Child {
+    s.command(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
 /// Waits until the two web processes of zone a are stopped.
 fn wait_paused(f: &mut Fleet) {
     let deadline = Instant::now() + Duration::from_secs(15);
     while f.states("a").iter().filter(|s| **s == Some('T')).count() < 2 {
-        assert!(Instant::now() < deadline, "zone a was never paused");
-        std::thread::sleep(Duration::from_millis(20));
+        assert!(
+            Instant::now() < deadline,
+            "zone a was never paused: {:?}",
+            f.states("a")
+        );
+        std::thread::sleep(Duration::from_millis(10));
     }
 }
 
@@ -489,8 +468,9 @@ fn outages_end_and_ctrl_c_undo_at_once() {
     let mut f = fleet("end");
     let s = f.sandbox("dry_run = false");
     // `simian outages end ID` from another shell.
-    let drill = s
-        .command(&[
+    let drill = in_background(
+        &s,
+        &[
             "gorilla",
             "a",
             "--mode",
@@ -498,11 +478,8 @@ fn outages_end_and_ctrl_c_undo_at_once() {
             "--duration",
             "60s",
             "--json",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+        ],
+    );
     wait_paused(&mut f);
     let running = s.run(&["outages", "--json"]).json();
     assert!(running[0]["drill"]["ended_at"].is_null(), "{running}");
@@ -524,8 +501,9 @@ fn outages_end_and_ctrl_c_undo_at_once() {
     s.run(&["outages", "end", "99"]).expect(2);
 
     // Ctrl-C in the drill's terminal.
-    let drill = s
-        .command(&[
+    let drill = in_background(
+        &s,
+        &[
             "gorilla",
             "a",
             "--mode",
@@ -533,11 +511,8 @@ fn outages_end_and_ctrl_c_undo_at_once() {
             "--duration",
             "60s",
             "--json",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+        ],
+    );
     wait_paused(&mut f);
     let pid = rustix::process::Pid::from_raw(drill.id() as i32).unwrap();
     rustix::process::kill_process(pid, rustix::process::Signal::INT).unwrap();
@@ -658,12 +633,7 @@ fn guardians(needle: &str) -> Vec<i32> {
 fn a_later_command_reconciles_a_drill_whose_simian_and_guardian_died() {
     let mut f = fleet("reconcile");
     let s = f.sandbox("dry_run = false");
-    let mut drill = s
-        .command(&["gorilla", "a", "--mode", "pause", "--duration", "2s"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut drill = in_background(&s, &["gorilla", "a", "--mode", "pause", "--duration", "2s"]);
     wait_paused(&mut f);
     let config = s.path().join("simian.toml").canonicalize().unwrap();
     let needle = config.to_string_lossy().to_string();

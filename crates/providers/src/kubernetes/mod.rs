@@ -295,6 +295,16 @@ impl KubernetesProvider {
 }
 
 impl KubernetesProvider {
+    /// (namespace, name, UID) of the pod `instance` names; refused when it names none.
+    fn pod_id<'a>(
+        &self,
+        instance: &'a Instance,
+    ) -> Result<(&'a str, &'a str, &'a str), ProviderError> {
+        fleet::parse_id(&instance.id).ok_or_else(|| {
+            ProviderError::refused(&self.name, instance, "not a pod id (NAMESPACE/NAME/UID)")
+        })
+    }
+
     /// The pod `instance` names, read again, if it still runs and may be touched: `Ok(None)`
     /// when it is gone, replaced (another UID), terminating or not running; refused when it is
     /// Simian's own pod or no longer carries the app (or the selector).
@@ -303,13 +313,7 @@ impl KubernetesProvider {
         c: &Connection,
         instance: &Instance,
     ) -> Result<Option<Pod>, ProviderError> {
-        let Some((namespace, name, uid)) = fleet::parse_id(&instance.id) else {
-            return Err(ProviderError::refused(
-                &self.name,
-                instance,
-                "not a pod id (NAMESPACE/NAME/UID)",
-            ));
-        };
+        let (namespace, name, uid) = self.pod_id(instance)?;
         if self.own_pod.as_ref() == Some(&(namespace.to_string(), name.to_string())) {
             return Err(ProviderError::refused(
                 &self.name,
@@ -366,13 +370,7 @@ impl KubernetesProvider {
     /// Cuts the pod off the network: a deny-all NetworkPolicy selecting the label
     /// `simian.io/isolated=LEASE`, then that label on the pod; both verified.
     fn isolate(&self, instance: &Instance, lease: &Lease) -> Result<FaultOutcome, ProviderError> {
-        let Some((namespace, name, _)) = fleet::parse_id(&instance.id) else {
-            return Err(ProviderError::refused(
-                &self.name,
-                instance,
-                "not a pod id (NAMESPACE/NAME/UID)",
-            ));
-        };
+        let (namespace, name, _) = self.pod_id(instance)?;
         let c = self
             .connection()
             .map_err(|e| ProviderError::action(&self.name, instance, e))?;
@@ -724,13 +722,7 @@ impl Provider for KubernetesProvider {
         instance: &Instance,
         termination: i64,
     ) -> Result<KillOutcome, ProviderError> {
-        let Some((namespace, name, uid)) = fleet::parse_id(&instance.id) else {
-            return Err(ProviderError::refused(
-                &self.name,
-                instance,
-                "not a pod id (NAMESPACE/NAME/UID)",
-            ));
-        };
+        let (namespace, name, uid) = self.pod_id(instance)?;
         let c = self
             .connection()
             .map_err(|e| ProviderError::action(&self.name, instance, e))?;

@@ -66,22 +66,31 @@ pub trait Fixture {
     }
 }
 
-/// A lease as the store would hand it back, for fault `kind` on `instance`.
-fn lease(p: &dyn Provider, instance: &Instance, kind: FaultKind, id: i64) -> Lease {
+/// A lease as the store would hand it back, for fault `kind` on the instance `instance_id`,
+/// with no memo.
+fn bare_lease(p: &dyn Provider, instance_id: &str, kind: FaultKind, id: i64) -> Lease {
     let now = jiff::Timestamp::now();
     Lease {
         id,
         termination: None,
         drill: Some(1),
         provider: p.name().to_string(),
-        instance_id: instance.id.to_string(),
+        instance_id: instance_id.to_string(),
         kind,
         deadline: now + jiff::SignedDuration::from_secs(60),
         created_at: now,
-        memo: p.fault_memo(instance, kind).unwrap(),
+        memo: None,
         undo_at: None,
         ended_at: None,
         ending: None,
+    }
+}
+
+/// A lease for fault `kind` on `instance`, with what the provider records before the fault.
+fn lease(p: &dyn Provider, instance: &Instance, kind: FaultKind, id: i64) -> Lease {
+    Lease {
+        memo: p.fault_memo(instance, kind).unwrap(),
+        ..bare_lease(p, &instance.id, kind, id)
     }
 }
 
@@ -119,14 +128,7 @@ pub fn makes_and_undoes_the_faults_it_names(f: &mut dyn Fixture) {
     }
     f.remove(gone);
     for (n, kind) in faults.iter().enumerate() {
-        let l = Lease {
-            memo: None,
-            ..lease(p.as_ref(), &t, *kind, 200 + n as i64)
-        };
-        let l = Lease {
-            instance_id: g.id.to_string(),
-            ..l
-        };
+        let l = bare_lease(p.as_ref(), &g.id, *kind, 200 + n as i64);
         assert_eq!(
             p.make_fault(&g, &l).unwrap(),
             FaultOutcome::AlreadyGone,
@@ -138,20 +140,7 @@ pub fn makes_and_undoes_the_faults_it_names(f: &mut dyn Fixture) {
         if faults.contains(&kind) {
             continue;
         }
-        let l = Lease {
-            id: 300,
-            termination: None,
-            drill: None,
-            provider: p.name().to_string(),
-            instance_id: t.id.to_string(),
-            kind,
-            deadline: jiff::Timestamp::now(),
-            created_at: jiff::Timestamp::now(),
-            memo: None,
-            undo_at: None,
-            ended_at: None,
-            ending: None,
-        };
+        let l = bare_lease(p.as_ref(), &t.id, kind, 300);
         assert!(
             matches!(p.make_fault(&t, &l), Err(ProviderError::Refused { .. })),
             "{kind} is not something a {} provider does",
@@ -165,20 +154,7 @@ pub fn makes_and_undoes_the_faults_it_names(f: &mut dyn Fixture) {
 pub fn never_faults_itself(f: &mut dyn Fixture) {
     let (p, me, handle) = f.protected();
     for kind in p.faults() {
-        let l = Lease {
-            id: 400,
-            termination: None,
-            drill: None,
-            provider: p.name().to_string(),
-            instance_id: me.id.to_string(),
-            kind: *kind,
-            deadline: jiff::Timestamp::now(),
-            created_at: jiff::Timestamp::now(),
-            memo: None,
-            undo_at: None,
-            ended_at: None,
-            ending: None,
-        };
+        let l = bare_lease(p.as_ref(), &me.id, *kind, 400);
         assert!(
             matches!(p.make_fault(&me, &l), Err(ProviderError::Refused { .. })),
             "{kind}: refused"
