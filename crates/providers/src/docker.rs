@@ -537,11 +537,9 @@ impl Provider for DockerProvider {
     }
 
     fn undo(&self, lease: &Lease) -> Result<String, ProviderError> {
-        let client = self.client().map_err(|message| ProviderError::Action {
-            provider: self.name.clone(),
-            instance_id: lease.instance_id.clone(),
-            message,
-        })?;
+        let client = self
+            .client()
+            .map_err(|message| self.lease_failure(lease, message))?;
         match lease.kind {
             FaultKind::Pause => self.unpause(&client, lease),
             FaultKind::Isolate => self.reconnect(&client, lease),
@@ -863,15 +861,20 @@ impl DockerProvider {
         }
     }
 
+    /// An undo of `lease` that failed, saying `message`.
+    fn lease_failure(&self, lease: &Lease, message: String) -> ProviderError {
+        ProviderError::Action {
+            provider: self.name.clone(),
+            instance_id: lease.instance_id.clone(),
+            message,
+        }
+    }
+
     /// Reconnects the container to every network of the lease's memo it is not attached to,
     /// asking for the address it had, and verifies it.
     fn reconnect(&self, client: &Docker, lease: &Lease) -> Result<String, ProviderError> {
         let id = lease.instance_id.as_str();
-        let failed = |message: String| ProviderError::Action {
-            provider: self.name.clone(),
-            instance_id: id.to_string(),
-            message,
-        };
+        let failed = |message: String| self.lease_failure(lease, message);
         let unreachable = |e: bollard::errors::Error| {
             self.api.forget();
             failed(connection_error(&self.host, &e))
@@ -973,11 +976,7 @@ impl DockerProvider {
     /// Unpauses the container and verifies it runs.
     fn unpause(&self, client: &Docker, lease: &Lease) -> Result<String, ProviderError> {
         let id = lease.instance_id.as_str();
-        let failed = |message: String| ProviderError::Action {
-            provider: self.name.clone(),
-            instance_id: id.to_string(),
-            message,
-        };
+        let failed = |message: String| self.lease_failure(lease, message);
         let unreachable = |e: bollard::errors::Error| {
             self.api.forget();
             failed(connection_error(&self.host, &e))

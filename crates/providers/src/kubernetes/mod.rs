@@ -452,22 +452,27 @@ impl KubernetesProvider {
         let pods: Api<Pod> = Api::namespaced(c.client.clone(), namespace);
         let policies: Api<NetworkPolicy> = Api::namespaced(c.client.clone(), namespace);
         let mut notes = Vec::new();
-        // The same pod (same UID), and whether it still carries the isolation label.
-        let labelled = match self.api.call(pods.get_opt(name)) {
-            Ok(Some(p)) if p.metadata.uid.as_deref() == Some(uid) => Some(
-                p.metadata
-                    .labels
-                    .unwrap_or_default()
-                    .contains_key(ISOLATED_LABEL),
-            ),
-            Ok(_) => None,
-            Err(e) => return Err(fail(&e, "get", "pods")),
+        // Whether the same pod (same UID) carries the isolation label (`None`: it is gone),
+        // and whether the lease's policy exists.
+        let look = || -> Result<(Option<bool>, bool), ProviderError> {
+            let labelled = match self.api.call(pods.get_opt(name)) {
+                Ok(Some(p)) if p.metadata.uid.as_deref() == Some(uid) => Some(
+                    p.metadata
+                        .labels
+                        .unwrap_or_default()
+                        .contains_key(ISOLATED_LABEL),
+                ),
+                Ok(_) => None,
+                Err(e) => return Err(fail(&e, "get", "pods")),
+            };
+            let policy = self
+                .api
+                .call(policies.get_opt(&policy_name(lease)))
+                .map_err(|e| fail(&e, "get", "networkpolicies"))?;
+            Ok((labelled, policy.is_some()))
         };
-        let policy = self
-            .api
-            .call(policies.get_opt(&policy_name(lease)))
-            .map_err(|e| fail(&e, "get", "networkpolicies"))?;
-        if labelled != Some(true) && policy.is_none() {
+        let (labelled, policy) = look()?;
+        if labelled != Some(true) && !policy {
             return Ok(match labelled {
                 None => "nothing to undo: the pod is gone".into(),
                 Some(_) => "nothing to undo: the pod is not isolated".into(),
@@ -497,20 +502,8 @@ impl KubernetesProvider {
             Err(e) if status_code(&e) == Some(404) => {}
             Err(e) => return Err(fail(&e, "delete", "networkpolicies")),
         }
-        let still_labelled = match self.api.call(pods.get_opt(name)) {
-            Ok(Some(p)) => p
-                .metadata
-                .labels
-                .unwrap_or_default()
-                .contains_key(ISOLATED_LABEL),
-            Ok(None) => false,
-            Err(e) => return Err(fail(&e, "get", "pods")),
-        };
-        let policy_left = self
-            .api
-            .call(policies.get_opt(&policy_name(lease)))
-            .map_err(|e| fail(&e, "get", "networkpolicies"))?
-            .is_some();
+        let (labelled, policy_left) = look()?;
+        let still_labelled = labelled == Some(true);
         if still_labelled || policy_left {
             return Err(failed(
                 "the isolation was removed, but reading back still shows it".into(),
