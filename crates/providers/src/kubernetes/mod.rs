@@ -295,6 +295,26 @@ impl KubernetesProvider {
 }
 
 impl KubernetesProvider {
+    /// An API call about `instance_id` in `namespace` that failed: the connection is
+    /// forgotten (the next call connects again), and the error names the server, the verb and
+    /// the resource.
+    fn api_failure(
+        &self,
+        c: &Connection,
+        instance_id: &str,
+        namespace: &str,
+        e: &kube::Error,
+        verb: &str,
+        resource: &str,
+    ) -> ProviderError {
+        self.api.forget();
+        ProviderError::Action {
+            provider: self.name.clone(),
+            instance_id: instance_id.to_string(),
+            message: api_error(e, &c.server, verb, resource, Some(namespace)),
+        }
+    }
+
     /// (namespace, name, UID) of the pod `instance` names; refused when it names none.
     fn pod_id<'a>(
         &self,
@@ -323,12 +343,7 @@ impl KubernetesProvider {
         }
         let pods: Api<Pod> = Api::namespaced(c.client.clone(), namespace);
         let fail = |e: &kube::Error, verb: &str, resource: &str| {
-            self.api.forget();
-            ProviderError::action(
-                &self.name,
-                instance,
-                api_error(e, &c.server, verb, resource, Some(namespace)),
-            )
+            self.api_failure(c, &instance.id, namespace, e, verb, resource)
         };
         // Re-read: the same pod, still opted in, still running.
         let pod = match self.api.call(pods.get_opt(name)) {
@@ -379,12 +394,7 @@ impl KubernetesProvider {
         }
         let started = Instant::now();
         let fail = |e: &kube::Error, verb: &str, resource: &str| {
-            self.api.forget();
-            ProviderError::action(
-                &self.name,
-                instance,
-                api_error(e, &c.server, verb, resource, Some(namespace)),
-            )
+            self.api_failure(&c, &instance.id, namespace, e, verb, resource)
         };
         let policies: Api<NetworkPolicy> = Api::namespaced(c.client.clone(), namespace);
         match self
@@ -446,8 +456,7 @@ impl KubernetesProvider {
         };
         let c = self.connection().map_err(failed)?;
         let fail = |e: &kube::Error, verb: &str, resource: &str| {
-            self.api.forget();
-            failed(api_error(e, &c.server, verb, resource, Some(namespace)))
+            self.api_failure(&c, &lease.instance_id, namespace, e, verb, resource)
         };
         let pods: Api<Pod> = Api::namespaced(c.client.clone(), namespace);
         let policies: Api<NetworkPolicy> = Api::namespaced(c.client.clone(), namespace);
@@ -721,12 +730,7 @@ impl Provider for KubernetesProvider {
             .map_err(|e| ProviderError::action(&self.name, instance, e))?;
         let pods: Api<Pod> = Api::namespaced(c.client.clone(), namespace);
         let fail = |e: &kube::Error, verb: &str, resource: &str| {
-            self.api.forget();
-            ProviderError::action(
-                &self.name,
-                instance,
-                api_error(e, &c.server, verb, resource, Some(namespace)),
-            )
+            self.api_failure(&c, &instance.id, namespace, e, verb, resource)
         };
         let Some(pod) = self.checked_pod(&c, instance)? else {
             return Ok(KillOutcome::AlreadyGone);
