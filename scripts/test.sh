@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The whole test suite, as the README's quick start and CI run it: installs what the tests
-# need (PostgreSQL, Python's toxiproxy client, the kmock Kubernetes API emulator and moto's AWS API emulator, from
+# need (PostgreSQL, Chromium, Python's toxiproxy client, the kmock Kubernetes API emulator and moto's AWS API emulator, from
 # Debian's packages and PyPI, when missing), starts a private PostgreSQL server on 127.0.0.1, runs every test including the
 # ones a plain `cargo test` ignores for want of those services, and fails if any test was
 # ignored all the same. Extra arguments go to `cargo test` (before its `--`).
@@ -11,6 +11,8 @@ need=()
 command -v gcc >/dev/null || need+=(build-essential)
 command -v python3 >/dev/null || need+=(python3 python3-pip)
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
+# The dashboard's pages are checked in headless Chromium.
+command -v chromium >/dev/null || need+=(chromium)
 # The systemd unit in deploy/ is checked with systemd-analyze.
 command -v systemd-analyze >/dev/null || need+=(systemd)
 # The Docker tests build their images FROM scratch around a statically linked busybox.

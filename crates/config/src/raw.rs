@@ -47,6 +47,7 @@ pub struct RawMonkey {
 pub struct RawServer {
     pub listen: Option<Spanned<String>>,
     pub token_file: Option<Spanned<String>>,
+    pub proxy_api: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize, Default)]

@@ -50,6 +50,9 @@ pub struct ServerSettings {
     pub listen: std::net::SocketAddr,
     /// A file holding the API token (its first line), when `$SIMIAN_API_TOKEN` is not set.
     pub token_file: Option<PathBuf>,
+    /// The API of an attached `simian proxy` (or Toxiproxy), whose proxies the dashboard
+    /// shows.
+    pub proxy_api: Option<String>,
 }
 
 /// Where a notifier posts.
@@ -335,6 +338,19 @@ pub fn resolve(path: &Path, text: &str) -> Result<Settings, ConfigError> {
             })?,
         },
         token_file: raw.server.token_file.as_ref().map(|f| base_dir.join(f.get_ref())),
+        proxy_api: match &raw.server.proxy_api {
+            None => None,
+            Some(u) => match probe_url_problem(u.get_ref()) {
+                Some(problem) => {
+                    return Err(ctx.err(
+                        u,
+                        format!("[server] proxy_api: {problem}"),
+                        "give the proxy's API address, e.g. \"http://127.0.0.1:8474\"",
+                    ));
+                }
+                None => Some(u.get_ref().trim_end_matches('/').to_string()),
+            },
+        },
     };
     let notifiers = raw
         .notifiers

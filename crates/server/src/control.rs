@@ -30,10 +30,12 @@ use jiff::Timestamp;
 use jiff::civil::Date;
 use serde::Deserialize;
 use serde_json::{Value, json};
-use simian_core::{Check, HistoryFilter, KillSwitch, TerminationState};
+use simian_core::{Check, HistoryFilter, KillSwitch, Schedule, TerminationState};
 use simian_monkey::{Decision, Engine, KillRequest, Target, eligibility, kill_switch_holds};
 
 use crate::metrics::Metrics;
+
+mod dashboard;
 
 /// Every route: (method, path).
 pub const ROUTES: &[(&str, &str)] = &[
@@ -65,6 +67,7 @@ pub struct ControlApi {
     engine: Arc<Engine>,
     token: Option<String>,
     metrics: Option<Arc<Metrics>>,
+    proxy_api: Option<String>,
 }
 
 /// A failed request: status and message.
@@ -80,21 +83,27 @@ type Answer = Result<(StatusCode, Value), Failure>;
 
 impl ControlApi {
     /// The API over `engine`; `token` guards the mutating routes; `metrics`, when given, are
-    /// served at `/metrics`.
+    /// served at `/metrics`; `proxy_api`, when given, is the API of an attached proxy whose
+    /// proxies the dashboard shows.
     pub fn new(
         engine: Arc<Engine>,
         token: Option<String>,
         metrics: Option<Arc<Metrics>>,
+        proxy_api: Option<String>,
     ) -> Arc<ControlApi> {
         Arc::new(ControlApi {
             engine,
             token,
             metrics,
+            proxy_api,
         })
     }
 
-    /// Answers one request.
+    /// Answers one request: a dashboard page, or the API.
     pub async fn handle(self: Arc<Self>, req: Request<Incoming>) -> Response<Full<Bytes>> {
+        if dashboard::is_page(req.uri().path()) {
+            return dashboard::serve(self, req).await;
+        }
         if req.uri().path() == "/metrics" && req.method() == Method::GET {
             let api = self.clone();
             if let Ok(Some(text)) = tokio::task::spawn_blocking(move || api.scrape()).await {
@@ -145,7 +154,12 @@ impl ControlApi {
             ));
         }
         if method != Method::GET {
-            self.authorize(req.headers().get(AUTHORIZATION))?;
+            let given = req
+                .headers()
+                .get(AUTHORIZATION)
+                .and_then(|h| h.to_str().ok())
+                .and_then(|h| h.strip_prefix("Bearer "));
+            self.authorize(given)?;
         }
         let query = query_pairs(req.uri().query().unwrap_or_default());
         let body = match Limited::new(req.into_body(), MAX_BODY).collect().await {
@@ -180,17 +194,15 @@ impl ControlApi {
         metrics.scrape(schedule.as_ref(), holding.as_deref()).ok()
     }
 
-    fn authorize(&self, header: Option<&HeaderValue>) -> Result<(), Failure> {
+    /// Lets a change through when `given` is the API token.
+    fn authorize(&self, given: Option<&str>) -> Result<(), Failure> {
         let Some(token) = &self.token else {
             return Err(Failure(
                 StatusCode::FORBIDDEN,
                 "this route changes things and needs a token: start simian serve with SIMIAN_API_TOKEN or [server] token_file".into(),
             ));
         };
-        let given = header
-            .and_then(|h| h.to_str().ok())
-            .and_then(|h| h.strip_prefix("Bearer "))
-            .unwrap_or_default();
+        let given = given.unwrap_or_default();
         if constant_time_eq(given.as_bytes(), token.as_bytes()) {
             Ok(())
         } else {
@@ -250,14 +262,19 @@ impl ControlApi {
         })
     }
 
-    fn schedule(&self, query: &[(String, String)]) -> Answer {
-        known_params(query, &["date"])?;
+    /// A day's stored schedule (`date`, default today on the calendar), with the policy and
+    /// the clock's now.
+    fn day(
+        &self,
+        date: Option<&str>,
+    ) -> Result<(simian_monkey::Policy, Schedule, Timestamp), Failure> {
         let policy = self.policy()?;
-        let date = match param(query, "date") {
+        let now = self.engine.clock().now();
+        let date = match date {
             Some(d) => d
                 .parse::<Date>()
                 .map_err(|_| Failure::bad(format!("date={d:?} is not a date (YYYY-MM-DD)")))?,
-            None => policy.calendar.local_date(self.engine.clock().now()),
+            None => policy.calendar.local_date(now),
         };
         let schedule = self.engine.store().schedule(date).map_err(store_failure)?;
         let Some(schedule) = schedule else {
@@ -268,13 +285,13 @@ impl ControlApi {
                 ),
             ));
         };
-        let now = self.engine.clock().now();
-        let next = schedule
-            .entries
-            .iter()
-            .filter(|e| e.status == simian_core::EntryStatus::Pending && e.time >= now)
-            .map(|e| e.time)
-            .min();
+        Ok((policy, schedule, now))
+    }
+
+    fn schedule(&self, query: &[(String, String)]) -> Answer {
+        known_params(query, &["date"])?;
+        let (_, schedule, now) = self.day(param(query, "date"))?;
+        let next = next_pending(&schedule, now).map(|e| e.time);
         Ok((
             StatusCode::OK,
             json!({
@@ -290,9 +307,30 @@ impl ControlApi {
     }
 
     fn history(&self, path: &str, query: &[(String, String)]) -> Answer {
-        known_params(query, &["since", "app", "limit", "before"])?;
+        let kind = match path {
+            "/api/v1/terminations" => History::Terminations,
+            "/api/v1/refusals" => History::Refusals,
+            _ => History::Drills,
+        };
+        let (items, last) = self.history_page(kind, query)?;
+        let next = last.map(|last| format!("{path}?{}", next_page_query(query, last)));
+        Ok((StatusCode::OK, json!({ "items": items, "next": next })))
+    }
+
+    /// One page of history (newest first) under the filters of `query` (`since`, `app`
+    /// except for drills, `limit`, `before`), and the id the next page starts below.
+    fn history_page(
+        &self,
+        kind: History,
+        query: &[(String, String)],
+    ) -> Result<(Vec<Value>, Option<i64>), Failure> {
+        // A drill spans apps: it is found by when it started, not by app.
+        match kind {
+            History::Drills => known_params(query, &["since", "limit", "before"])?,
+            _ => known_params(query, &["since", "app", "limit", "before"])?,
+        }
         let policy = self.policy()?;
-        let since = match param(query, "since") {
+        let since = match param(query, "since").filter(|s| !s.is_empty()) {
             None => None,
             Some(s) => Some(if let Ok(t) = s.parse::<Timestamp>() {
                 t
@@ -324,38 +362,30 @@ impl ControlApi {
         // One more than the page, to know whether another page follows.
         let filter = HistoryFilter {
             since,
-            app: param(query, "app").map(str::to_string),
+            app: param(query, "app")
+                .filter(|a| !a.is_empty())
+                .map(str::to_string),
             limit: Some(limit + 1),
             before_id,
         };
         let store = self.engine.store();
-        let (items, last) = match path {
-            "/api/v1/terminations" => page(
+        Ok(match kind {
+            History::Terminations => page(
                 store.terminations(&filter).map_err(store_failure)?,
                 |t| t.id,
                 limit,
             ),
-            "/api/v1/refusals" => page(
+            History::Refusals => page(
                 store.refusals(&filter).map_err(store_failure)?,
                 |r| r.id,
                 limit,
             ),
-            _ => page(
+            History::Drills => page(
                 store.drills(&filter).map_err(store_failure)?,
                 |d| d.id,
                 limit,
             ),
-        };
-        let next = last.map(|last| {
-            let mut q: Vec<String> = query
-                .iter()
-                .filter(|(k, _)| k != "before")
-                .map(|(k, v)| format!("{k}={}", encode(v)))
-                .collect();
-            q.push(format!("before={last}"));
-            format!("{path}?{}", q.join("&"))
-        });
-        Ok((StatusCode::OK, json!({ "items": items, "next": next })))
+        })
     }
 
     fn apps(&self) -> Answer {
@@ -456,7 +486,11 @@ impl ControlApi {
     }
 
     fn set_kill_switch(&self, body: &[u8]) -> Answer {
-        let request: KillSwitchBody = parse_body(body)?;
+        self.change_kill_switch(parse_body(body)?)
+    }
+
+    /// Records a change of the kill switch and tells the notifiers.
+    fn change_kill_switch(&self, request: KillSwitchBody) -> Answer {
         if request.changed_by.trim().is_empty() || request.changed_by.chars().any(char::is_control)
         {
             return Err(Failure::bad(
@@ -481,6 +515,34 @@ impl ControlApi {
             .notify(simian_core::Event::KillSwitch(&change));
         self.kill_switch()
     }
+}
+
+/// Which history.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum History {
+    Terminations,
+    Refusals,
+    Drills,
+}
+
+/// The first pending kill at or after `now`.
+fn next_pending(schedule: &Schedule, now: Timestamp) -> Option<&simian_core::ScheduleEntry> {
+    schedule
+        .entries
+        .iter()
+        .filter(|e| e.status == simian_core::EntryStatus::Pending && e.time >= now)
+        .min_by_key(|e| e.time)
+}
+
+/// `query` with `before` set to `last`: the next page's query string.
+fn next_page_query(query: &[(String, String)], last: i64) -> String {
+    let mut q: Vec<String> = query
+        .iter()
+        .filter(|(k, _)| k != "before")
+        .map(|(k, v)| format!("{k}={}", encode(v)))
+        .collect();
+    q.push(format!("before={last}"));
+    q.join("&")
 }
 
 /// A page of `rows` (oldest first, one more than `limit` when another page follows) as JSON,

@@ -10,6 +10,7 @@
 //! brand-new database there, so tests never see each other's rows.
 
 pub mod aws;
+pub mod browser;
 pub mod docker;
 pub mod kube;
 pub mod measure;

@@ -83,7 +83,12 @@ pub fn run(g: &Global, a: ServeArgs) -> anyhow::Result<u8> {
             .name("simian-daemon".into())
             .spawn(move || Daemon::new(engine, Duration::from_millis(250)).run(&shutdown))?
     };
-    let api = ControlApi::new(engine, token, Some(metrics));
+    let api = ControlApi::new(
+        engine,
+        token,
+        Some(metrics),
+        settings.server.proxy_api.clone(),
+    );
     let stop = shutdown.clone();
     runtime.block_on(simian_server::http::serve_connections(
         listener,

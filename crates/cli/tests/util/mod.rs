@@ -2,6 +2,8 @@
 #![allow(dead_code)]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+pub mod served;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
