@@ -44,10 +44,16 @@ SIMIAN_TEST_POSTGRES_URL="$(scripts/start-postgres.sh)"
 export SIMIAN_TEST_POSTGRES_URL
 echo "$SIMIAN_TEST_POSTGRES_URL"
 
-echo "== cargo test --workspace --locked $* -- --include-ignored"
+# The suite runs on a statically linked build (glibc's crt-static; an explicit --target keeps
+# the flag off build scripts and proc macros): the very binary the container image is built
+# around, which crates/cli/tests/container.rs builds into the Dockerfile's image.
+export RUSTFLAGS="${RUSTFLAGS:-} -C target-feature=+crt-static"
+host="$(rustc -vV | sed -n 's/^host: //p')"
+
+echo "== cargo test --workspace --locked --target $host $* -- --include-ignored"
 log="$(mktemp /tmp/simian-test-log.XXXXXX)"
 status=0
-cargo test --workspace --locked "$@" -- --include-ignored 2>&1 | tee "$log" || status=$?
+cargo test --workspace --locked --target "$host" "$@" -- --include-ignored 2>&1 | tee "$log" || status=$?
 if ((status != 0)); then
     rm -f "$log"
     exit "$status"

@@ -133,7 +133,16 @@ fn the_cluster_role_grants_exactly_what_the_provider_uses() {
         grants(find(&docs, "ClusterRole", "simian-delete")),
         BTreeSet::from(["/pods delete".to_string()])
     );
-    for binding in ["simian", "simian-delete"] {
+    assert_eq!(
+        grants(find(&docs, "ClusterRole", "simian-isolate")),
+        BTreeSet::from([
+            "networking.k8s.io/networkpolicies create".to_string(),
+            "networking.k8s.io/networkpolicies get".to_string(),
+            "networking.k8s.io/networkpolicies delete".to_string(),
+            "/pods patch".to_string(),
+        ])
+    );
+    for binding in ["simian", "simian-delete", "simian-isolate"] {
         let b = find(&docs, "ClusterRoleBinding", binding);
         assert_eq!(b["roleRef"]["name"], binding);
         assert_eq!(b["subjects"][0]["name"], "simian");

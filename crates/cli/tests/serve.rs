@@ -11,8 +11,8 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use util::{Sandbox, free_port};
 use util::served::serve;
+use util::{Sandbox, free_port};
 
 const TOKEN: &str = "test-token-7f3a";
 
