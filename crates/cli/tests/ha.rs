@@ -119,3 +119,97 @@ fn replicas_sigkilled_in_turn_fire_every_planned_kill_exactly_once() {
         assert_eq!(html.matches("class=\"kill fired\"").count(), GROUPS);
     }
 }
+
+/// A replica that recorded a kill and died before finishing it, and never came back: a
+/// running replica finishes it once it has been unfinished for `[monkey] resume_after`, not
+/// before, on the same instance, once (a real process this test spawned).
+#[test]
+fn a_running_replica_finishes_a_kill_a_dead_one_left_unfinished() {
+    use simian_core::{Claim, ClaimResult, Grouping, Instance, Origin, TerminationState};
+    let s = Sandbox::new();
+    let run = format!(
+        "orphan-{}-{}",
+        std::process::id(),
+        jiff::Timestamp::now().as_nanosecond()
+    );
+    s.write(
+        "simian.toml",
+        &format!(
+            "[monkey]\ndry_run = false\nresume_after = \"2s\"\n[store]\nurl = \"sqlite://simian.db\"\n\
+             [providers.local]\nkind = \"process\"\ngrace_period = \"2s\"\nselector = {{ run = \"{run}\" }}\n\
+             [[apps]]\nname = \"orphan\"\nprovider = \"local\"\nenabled = false\n"
+        ),
+    );
+    let spawn = || {
+        std::process::Command::new("sleep")
+            .arg("600")
+            .env("SIMIAN_APP", "orphan")
+            .env("SIMIAN_LABEL_RUN", &run)
+            .spawn()
+            .unwrap()
+    };
+    let (mut victim, mut bystander) = (spawn(), spawn());
+    std::thread::sleep(Duration::from_millis(100));
+    let stat = std::fs::read_to_string(format!("/proc/{}/stat", victim.id())).unwrap();
+    let started: u64 = stat[stat.rfind(')').unwrap() + 1..]
+        .split_whitespace()
+        .nth(19)
+        .unwrap()
+        .parse()
+        .unwrap();
+    let instance = Instance::builder(format!("{}@{started}", victim.id()), "orphan").build();
+
+    // The surviving replica runs; then the other one records a kill and dies.
+    let survivor = serve(&s, None, &[]);
+    let store = simian_store::open("sqlite://simian.db", s.path()).unwrap();
+    let now = jiff::Timestamp::now();
+    let claim = Claim {
+        candidates: vec![&instance],
+        grouping: Grouping::Cluster,
+        regions_independent: false,
+        draw: 0,
+        provider: "local".into(),
+        dry_run: false,
+        origin: Origin::Manual,
+        schedule_entry: None,
+        at: now,
+        day_start: now - jiff::SignedDuration::from_hours(1),
+        day_end: now + jiff::SignedDuration::from_hours(1),
+        max_kills_per_day: 10,
+        min_time_threshold: now,
+    };
+    assert!(matches!(
+        store.claim(&claim).unwrap(),
+        ClaimResult::Recorded(_)
+    ));
+    let recorded = Instant::now();
+
+    // Not before resume_after (2 s)...
+    std::thread::sleep(Duration::from_millis(1200));
+    assert_eq!(store.unfinished().unwrap().len(), 1, "resumed too early");
+    assert!(victim.try_wait().unwrap().is_none());
+    // ... but soon after it.
+    let deadline = recorded + Duration::from_secs(12);
+    while !store.unfinished().unwrap().is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "the running replica never resumed the kill"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let kills = store.terminations(&HistoryFilter::default()).unwrap();
+    assert_eq!(kills.len(), 1);
+    assert_eq!(kills[0].state, TerminationState::Killed, "{:?}", kills[0]);
+    assert!(
+        victim.wait().unwrap().code().is_none(),
+        "the victim died of a signal"
+    );
+    assert!(
+        bystander.try_wait().unwrap().is_none(),
+        "nothing else was touched"
+    );
+    let (_, page) = survivor.get("/api/v1/terminations");
+    assert_eq!(page["items"][0]["state"], "killed");
+    let _ = bystander.kill();
+    let _ = bystander.wait();
+}

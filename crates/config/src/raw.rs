@@ -40,6 +40,7 @@ pub struct RawMonkey {
     pub holidays: Option<Vec<Spanned<String>>>,
     pub max_kills_per_day: Option<Spanned<i64>>,
     pub seed: Option<Spanned<i64>>,
+    pub resume_after: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize, Default)]

@@ -41,6 +41,9 @@ pub struct Settings {
     pub notifiers: Vec<NotifierSettings>,
     /// `[server]`: how `simian serve` listens.
     pub server: ServerSettings,
+    /// `[monkey] resume_after`: how long a kill may stay recorded but unfinished by another
+    /// process before a running daemon resumes it.
+    pub resume_after: Duration,
 }
 
 /// `[server]`.
@@ -358,6 +361,21 @@ pub fn resolve(path: &Path, text: &str) -> Result<Settings, ConfigError> {
         .map(|n| notifier(&ctx, n))
         .collect::<Result<Vec<_>, _>>()?;
 
+    let resume_after =
+        match &raw.monkey.resume_after {
+            None => simian_monkey::RESUME_AFTER,
+            Some(v) => {
+                let d = duration(&ctx, v, "[monkey] resume_after")?;
+                if d < Duration::from_secs(1) {
+                    return Err(ctx.err(
+                    v,
+                    format!("[monkey] resume_after = {:?} is shorter than a second", v.get_ref()),
+                    "give longer than any kill takes (its grace period and retries), e.g. \"10m\"",
+                ));
+                }
+                d
+            }
+        };
     Ok(Settings {
         path: path.to_path_buf(),
         base_dir,
@@ -375,6 +393,7 @@ pub fn resolve(path: &Path, text: &str) -> Result<Settings, ConfigError> {
         drills,
         notifiers,
         server,
+        resume_after,
     })
 }
 
@@ -1315,6 +1334,7 @@ impl Settings {
                 "holidays": c.holidays().iter().map(ToString::to_string).collect::<Vec<_>>(),
                 "max_kills_per_day": p.max_kills_per_day,
                 "seed": p.seed,
+                "resume_after": format!("{:?}", self.resume_after),
             },
             "store": { "url": simian_store::redact(&self.store_url) },
             "outage": self.outage,

@@ -9,16 +9,21 @@
 //! run of failures once, with a count ([`Retry`]), so a broken dependency never makes the
 //! daemon spin or flood its log.
 //!
+//! With several daemons on one store (replicas of `simian serve` on PostgreSQL), a daemon that
+//! dies between recording a kill and finishing it leaves the kill unfinished; a running
+//! daemon that sees it unfinished for longer than [`RESUME_AFTER`] (longer than any kill can
+//! take) resumes it, so a replica that never comes back loses nothing either.
+//!
 //! Due entries fire concurrently, each on its own thread: a kill waits for a verified death
 //! (up to its grace period), and one slow kill must not delay the others. The store's atomic
 //! claim makes a second attempt at the same entry a no-op, and an in-flight set keeps the
 //! daemon from even trying.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use jiff::Timestamp;
 use jiff::civil::Date;
@@ -64,6 +69,38 @@ impl Counters {
     }
 }
 
+/// How long (real time) a termination may stay recorded but unfinished, by another process,
+/// before a running daemon resumes it: longer than any kill takes (a grace period and the
+/// provider's retries).
+pub const RESUME_AFTER: Duration = Duration::from_secs(600);
+
+/// The longest time (real time) between two looks for unfinished terminations.
+const ORPHAN_LOOK_EVERY: Duration = Duration::from_secs(10);
+
+/// Unfinished terminations, by id, with when this daemon first saw each unfinished.
+#[derive(Default)]
+struct Orphans {
+    seen: HashMap<i64, Instant>,
+    resuming: HashSet<i64>,
+    looked: Option<Instant>,
+}
+
+/// Of the terminations `unfinished` now, those first seen unfinished at least `after` ago;
+/// `seen` forgets the ones no longer unfinished and learns the new ones.
+fn orphans_due(
+    seen: &mut HashMap<i64, Instant>,
+    unfinished: &[i64],
+    now: Instant,
+    after: Duration,
+) -> Vec<i64> {
+    seen.retain(|id, _| unfinished.contains(id));
+    unfinished
+        .iter()
+        .filter(|id| now.duration_since(*seen.entry(**id).or_insert(now)) >= after)
+        .copied()
+        .collect()
+}
+
 /// The shortest time between two passes of the loop (real time).
 const MIN_PASS: Duration = Duration::from_millis(10);
 
@@ -71,6 +108,7 @@ const MIN_PASS: Duration = Duration::from_millis(10);
 struct Retries {
     clock: Retry,
     leases: Retry,
+    orphans: Retry,
     config: Retry,
     schedule: Retry,
     store: Retry,
@@ -85,6 +123,8 @@ pub struct Daemon {
     workers: Mutex<Vec<JoinHandle<()>>>,
     retries: Mutex<Retries>,
     kills: Arc<Mutex<Retry>>,
+    resume_after: Duration,
+    orphans: Arc<Mutex<Orphans>>,
 }
 
 /// What one pass decided: when to wake, and how long to back off after a failure.
@@ -109,12 +149,85 @@ impl Daemon {
             retries: Mutex::new(Retries {
                 clock: Retry::new("advancing the clock"),
                 leases: Retry::new("undoing expired faults"),
+                orphans: Retry::new("resuming unfinished kills"),
                 config: Retry::new("reading the configuration"),
                 schedule: Retry::new("making today's schedule"),
                 store: Retry::new("reading the store"),
             }),
             kills: Arc::new(Mutex::new(Retry::new("firing a planned kill"))),
+            resume_after: RESUME_AFTER,
+            orphans: Arc::default(),
         }
+    }
+
+    /// Resumes a termination left unfinished by another process once it has been so for
+    /// `after` (default [`RESUME_AFTER`]).
+    pub fn resume_after(mut self, after: Duration) -> Daemon {
+        self.resume_after = after;
+        self
+    }
+
+    /// Resumes, each on its own thread, the terminations unfinished for longer than
+    /// `resume_after` that no thread of this daemon is finishing.
+    fn resume_orphans(&self) -> Result<(), EngineError> {
+        let now = Instant::now();
+        let mut orphans = self.orphans.lock().unwrap_or_else(|e| e.into_inner());
+        let every = (self.resume_after / 4).min(ORPHAN_LOOK_EVERY);
+        if orphans
+            .looked
+            .is_some_and(|at| now.duration_since(at) < every)
+        {
+            return Ok(());
+        }
+        orphans.looked = Some(now);
+        let unfinished = self.engine.store().unfinished()?;
+        let firing = self
+            .inflight
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        let candidates: Vec<i64> = unfinished
+            .iter()
+            .filter(|t| !t.schedule_entry.is_some_and(|e| firing.contains(&e)))
+            .map(|t| t.id)
+            .collect();
+        let due = orphans_due(&mut orphans.seen, &candidates, now, self.resume_after);
+        for t in unfinished {
+            if !due.contains(&t.id) || !orphans.resuming.insert(t.id) {
+                continue;
+            }
+            let (engine, counters, all) = (
+                self.engine.clone(),
+                self.counters.clone(),
+                self.orphans.clone(),
+            );
+            let id = t.id;
+            let worker = std::thread::Builder::new()
+                .name(format!("resume-{id}"))
+                .spawn(move || {
+                    match engine.resume(t) {
+                        Ok(_) => {
+                            counters.resumed.fetch_add(1, Ordering::SeqCst);
+                        }
+                        Err(e) => tracing::warn!(id, error = %e, "resuming an unfinished kill failed; retried later"),
+                    }
+                    all.lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .resuming
+                        .remove(&id);
+                });
+            match worker {
+                Ok(h) => self
+                    .workers
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .push(h),
+                Err(_) => {
+                    orphans.resuming.remove(&id);
+                }
+            }
+        }
+        Ok(())
     }
 
     fn retries(&self) -> std::sync::MutexGuard<'_, Retries> {
@@ -196,6 +309,14 @@ impl Daemon {
             Ok(_) => self.retries().leases.succeeded(),
             Err(e) => {
                 let wait = self.retries().leases.failed(&e);
+                backoff = Some(backoff.unwrap_or_default().max(wait));
+            }
+        }
+        // Kills another replica recorded and never finished.
+        match self.resume_orphans() {
+            Ok(()) => self.retries().orphans.succeeded(),
+            Err(e) => {
+                let wait = self.retries().orphans.failed(&e);
                 backoff = Some(backoff.unwrap_or_default().max(wait));
             }
         }
@@ -386,5 +507,29 @@ pub fn sleep_unless(flag: &AtomicBool, total: Duration) {
         let d = left.min(slice);
         std::thread::sleep(d);
         left = left.saturating_sub(d);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_unfinished_kill_is_due_only_after_being_seen_unfinished_long_enough() {
+        let after = Duration::from_secs(600);
+        let t0 = Instant::now();
+        let mut seen = HashMap::new();
+        assert!(orphans_due(&mut seen, &[1, 2], t0, after).is_empty());
+        let t1 = t0 + Duration::from_secs(300);
+        assert!(orphans_due(&mut seen, &[1, 2, 3], t1, after).is_empty());
+        // 2 was finished meanwhile and is forgotten; 1 is due, 3 not yet.
+        let t2 = t0 + Duration::from_secs(600);
+        assert_eq!(orphans_due(&mut seen, &[1, 3], t2, after), vec![1]);
+        assert!(!seen.contains_key(&2));
+        let t3 = t1 + after;
+        assert_eq!(orphans_due(&mut seen, &[1, 3], t3, after), vec![1, 3]);
+        // Unfinished again later: the wait starts over.
+        assert!(orphans_due(&mut seen, &[], t3, after).is_empty());
+        assert!(orphans_due(&mut seen, &[1], t3, after).is_empty());
     }
 }

@@ -378,33 +378,43 @@ impl Engine {
     /// Finishes terminations recorded before a crash, so none is lost and none repeated: the
     /// same instance is acted on again, and one already gone counts as killed.
     pub fn resume_unfinished(&self) -> Result<Vec<Decision>, EngineError> {
-        let mut done = Vec::new();
-        for t in self.store.unfinished()? {
-            let instance = Instance {
-                id: t.instance_id.as_str().into(),
-                app: t.app.as_str().into(),
-                account: t.account.as_str().into(),
-                region: t.region.as_str().into(),
-                zone: t.zone.as_str().into(),
-                stack: t.stack.as_str().into(),
-                detail: Name::default(),
-                cluster: t.cluster.as_str().into(),
-                labels: Labels::default(),
-            };
-            tracing::warn!(id = t.id, instance = %t.instance_id, "resuming a termination recorded before a restart");
-            let finished = match self.providers.get(&t.provider) {
-                Some(p) => self.act(p.as_ref(), &instance, t)?,
-                None => {
-                    let detail = format!(
-                        "provider {:?} is no longer configured; outcome unknown",
-                        t.provider
-                    );
-                    Decision::Terminated(self.finish(t, TerminationState::Failed, detail)?)
-                }
-            };
-            done.push(finished);
+        self.store
+            .unfinished()?
+            .into_iter()
+            .map(|t| self.resume(t))
+            .collect()
+    }
+
+    /// Finishes one termination recorded but never finished: acts on its instance (the
+    /// provider verifies; an instance already gone is recorded as such) and records the
+    /// outcome, unless someone else recorded it first.
+    pub fn resume(&self, t: Termination) -> Result<Decision, EngineError> {
+        let instance = Instance {
+            id: t.instance_id.as_str().into(),
+            app: t.app.as_str().into(),
+            account: t.account.as_str().into(),
+            region: t.region.as_str().into(),
+            zone: t.zone.as_str().into(),
+            stack: t.stack.as_str().into(),
+            detail: Name::default(),
+            cluster: t.cluster.as_str().into(),
+            labels: Labels::default(),
+        };
+        tracing::warn!(id = t.id, instance = %t.instance_id, "resuming a termination recorded but never finished");
+        match self.providers.get(&t.provider) {
+            Some(p) => self.act(p.as_ref(), &instance, t),
+            None => {
+                let detail = format!(
+                    "provider {:?} is no longer configured; outcome unknown",
+                    t.provider
+                );
+                Ok(Decision::Terminated(self.finish(
+                    t,
+                    TerminationState::Failed,
+                    detail,
+                )?))
+            }
         }
-        Ok(done)
     }
 
     fn act(

@@ -29,7 +29,7 @@ pub mod retry;
 pub mod schedule;
 
 pub use calendar::{Calendar, CalendarError};
-pub use daemon::{Daemon, DaemonStats, Step};
+pub use daemon::{Daemon, DaemonStats, RESUME_AFTER, Step};
 pub use engine::{Decision, Engine, EngineError, KillRequest, kill_switch_holds, reconcile_leases};
 pub use policy::{AppPolicy, Exception, Policy, PolicySource, Target};
 pub use schedule::{Fleet, plan};

@@ -21,6 +21,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
         4,
         include_str!("../migrations/postgres/0004_kill_switch.sql"),
     ),
+    (
+        5,
+        include_str!("../migrations/postgres/0005_history_paging.sql"),
+    ),
 ];
 
 /// The advisory lock key of Simian's store-wide write lock ("SIMIAN" in ASCII).

@@ -708,9 +708,7 @@ impl<B: Backend> Store for SqlStore<B> {
 
     fn terminations(&self, filter: &HistoryFilter) -> Result<Vec<Termination>, StoreError> {
         let (mut sql, mut params) = filter_sql(filter, "recorded_at_ms");
-        sql = format!(
-            "SELECT {TERMINATION_COLUMNS} FROM terminations{sql} ORDER BY recorded_at_ms DESC, id DESC"
-        );
+        sql = format!("SELECT {TERMINATION_COLUMNS} FROM terminations{sql} ORDER BY id DESC");
         if let Some(limit) = filter.limit {
             params.push(int(limit as i64));
             sql.push_str(&format!(" LIMIT ${}", params.len()));
@@ -820,7 +818,7 @@ impl<B: Backend> Store for SqlStore<B> {
             params.push(int(before));
             sql.push_str(&format!(" AND id < ${}", params.len()));
         }
-        sql.push_str(" ORDER BY started_at_ms DESC, id DESC");
+        sql.push_str(" ORDER BY id DESC");
         if let Some(limit) = filter.limit {
             params.push(int(limit as i64));
             sql.push_str(&format!(" LIMIT ${}", params.len()));
@@ -960,7 +958,7 @@ impl<B: Backend> Store for SqlStore<B> {
 
     fn refusals(&self, filter: &HistoryFilter) -> Result<Vec<Refusal>, StoreError> {
         let (mut sql, mut params) = filter_sql(filter, "at_ms");
-        sql = format!("SELECT {REFUSAL_COLUMNS} FROM refusals{sql} ORDER BY at_ms DESC, id DESC");
+        sql = format!("SELECT {REFUSAL_COLUMNS} FROM refusals{sql} ORDER BY id DESC");
         if let Some(limit) = filter.limit {
             params.push(int(limit as i64));
             sql.push_str(&format!(" LIMIT ${}", params.len()));

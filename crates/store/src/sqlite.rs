@@ -20,6 +20,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (2, include_str!("../migrations/sqlite/0002_leases.sql")),
     (3, include_str!("../migrations/sqlite/0003_drills.sql")),
     (4, include_str!("../migrations/sqlite/0004_kill_switch.sql")),
+    (
+        5,
+        include_str!("../migrations/sqlite/0005_history_paging.sql"),
+    ),
 ];
 
 /// A SQLite database.

@@ -58,7 +58,8 @@ pub fn run(g: &Global, a: MonkeyArgs) -> anyhow::Result<u8> {
         now = %clock.now(),
         "monkey started"
     );
-    let daemon = Daemon::new(engine, Duration::from_millis(250));
+    let daemon =
+        Daemon::new(engine, Duration::from_millis(250)).resume_after(settings.resume_after);
     let stats = daemon.run(&shutdown)?;
     if g.json {
         super::print_json(&serde_json::json!({

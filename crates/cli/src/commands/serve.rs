@@ -79,9 +79,14 @@ pub fn run(g: &Global, a: ServeArgs) -> anyhow::Result<u8> {
     );
     let daemon = {
         let (engine, shutdown) = (engine.clone(), shutdown.clone());
+        let resume_after = settings.resume_after;
         std::thread::Builder::new()
             .name("simian-daemon".into())
-            .spawn(move || Daemon::new(engine, Duration::from_millis(250)).run(&shutdown))?
+            .spawn(move || {
+                Daemon::new(engine, Duration::from_millis(250))
+                    .resume_after(resume_after)
+                    .run(&shutdown)
+            })?
     };
     let api = ControlApi::new(
         engine,
