@@ -337,7 +337,12 @@ fn delay() {
     let (mut p50s, mut p99s, mut maxes) = (Vec::new(), Vec::new(), Vec::new());
     for _ in 0..ROUNDS {
         let dir = tempfile::tempdir().unwrap();
-        write_config(dir.path(), "sqlite://simian.db", "dry_run = false", GROUPS);
+        write_config(
+            dir.path(),
+            "sqlite://simian.db",
+            "dry_run = false\nmax_kills_per_day = 1000",
+            GROUPS,
+        );
         let anchor = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap()
