@@ -247,7 +247,7 @@ fn store_errors_say_what_failed_and_refuse_a_newer_schema() {
         out.expect(1);
         let err = out.stderr();
         assert!(
-            err.contains("schema version 99") && err.contains("up to 4"),
+            err.contains("schema version 99") && err.contains("up to 5"),
             "{args:?}: {err}"
         );
         assert!(!err.starts_with("error: [store] url"), "{args:?}: {err}");
