@@ -9,9 +9,7 @@ use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use jiff::civil::date;
-use simian_core::{
-    Claim, ClaimResult, EntryStatus, Grouping, HistoryFilter, Instance, Origin, TerminationState,
-};
+use simian_core::{EntryStatus, HistoryFilter, TerminationState};
 use util::{Sandbox, config, crash_repeatedly, day_clock, inventory, signal, start_daemon};
 
 #[test]
@@ -140,51 +138,13 @@ fn a_kill_recorded_before_a_crash_is_resumed_on_restart() {
              [[apps]]\nname = \"resume\"\nprovider = \"local\"\nenabled = false\n"
         ),
     );
-    let mut victim = std::process::Command::new("sleep")
-        .arg("600")
-        .env("SIMIAN_APP", "resume")
-        .env("SIMIAN_LABEL_RUN", &run)
-        .spawn()
-        .unwrap();
-    let mut bystander = std::process::Command::new("sleep")
-        .arg("600")
-        .env("SIMIAN_APP", "resume")
-        .env("SIMIAN_LABEL_RUN", &run)
-        .spawn()
-        .unwrap();
-    std::thread::sleep(Duration::from_millis(100));
-    let stat = std::fs::read_to_string(format!("/proc/{}/stat", victim.id())).unwrap();
-    let started: u64 = stat[stat.rfind(')').unwrap() + 1..]
-        .split_whitespace()
-        .nth(19)
-        .unwrap()
-        .parse()
-        .unwrap();
-    let instance = Instance::builder(format!("{}@{started}", victim.id()), "resume").build();
+    let mut victim = util::labelled_sleep("resume", &run);
+    let mut bystander = util::labelled_sleep("resume", &run);
+    let instance = util::process_instance(&victim, "resume");
 
     // The crash: recorded, never acted on.
     let store = simian_store::open("sqlite://simian.db", s.path()).unwrap();
-    let now = jiff::Timestamp::now();
-    let claim = Claim {
-        candidates: vec![&instance],
-        grouping: Grouping::Cluster,
-        regions_independent: false,
-        draw: 0,
-        provider: "local".into(),
-        dry_run: false,
-        origin: Origin::Manual,
-        schedule_entry: None,
-        at: now,
-        day_start: now - jiff::SignedDuration::from_hours(1),
-        day_end: now + jiff::SignedDuration::from_hours(1),
-        max_kills_per_day: 10,
-        min_time_threshold: now,
-    };
-    assert!(matches!(
-        store.claim(&claim).unwrap(),
-        ClaimResult::Recorded(_)
-    ));
-    assert_eq!(store.unfinished().unwrap().len(), 1);
+    util::record_unfinished_kill(store.as_ref(), &instance);
 
     let d = start_daemon(&s, &[]);
     let deadline = Instant::now() + Duration::from_secs(10);

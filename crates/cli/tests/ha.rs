@@ -125,7 +125,7 @@ fn replicas_sigkilled_in_turn_fire_every_planned_kill_exactly_once() {
 /// before, on the same instance, once (a real process this test spawned).
 #[test]
 fn a_running_replica_finishes_a_kill_a_dead_one_left_unfinished() {
-    use simian_core::{Claim, ClaimResult, Grouping, Instance, Origin, TerminationState};
+    use simian_core::TerminationState;
     let s = Sandbox::new();
     let run = format!(
         "orphan-{}-{}",
@@ -140,48 +140,16 @@ fn a_running_replica_finishes_a_kill_a_dead_one_left_unfinished() {
              [[apps]]\nname = \"orphan\"\nprovider = \"local\"\nenabled = false\n"
         ),
     );
-    let spawn = || {
-        std::process::Command::new("sleep")
-            .arg("600")
-            .env("SIMIAN_APP", "orphan")
-            .env("SIMIAN_LABEL_RUN", &run)
-            .spawn()
-            .unwrap()
-    };
-    let (mut victim, mut bystander) = (spawn(), spawn());
-    std::thread::sleep(Duration::from_millis(100));
-    let stat = std::fs::read_to_string(format!("/proc/{}/stat", victim.id())).unwrap();
-    let started: u64 = stat[stat.rfind(')').unwrap() + 1..]
-        .split_whitespace()
-        .nth(19)
-        .unwrap()
-        .parse()
-        .unwrap();
-    let instance = Instance::builder(format!("{}@{started}", victim.id()), "orphan").build();
+    let (mut victim, mut bystander) = (
+        util::labelled_sleep("orphan", &run),
+        util::labelled_sleep("orphan", &run),
+    );
+    let instance = util::process_instance(&victim, "orphan");
 
     // The surviving replica runs; then the other one records a kill and dies.
     let survivor = serve(&s, None, &[]);
     let store = simian_store::open("sqlite://simian.db", s.path()).unwrap();
-    let now = jiff::Timestamp::now();
-    let claim = Claim {
-        candidates: vec![&instance],
-        grouping: Grouping::Cluster,
-        regions_independent: false,
-        draw: 0,
-        provider: "local".into(),
-        dry_run: false,
-        origin: Origin::Manual,
-        schedule_entry: None,
-        at: now,
-        day_start: now - jiff::SignedDuration::from_hours(1),
-        day_end: now + jiff::SignedDuration::from_hours(1),
-        max_kills_per_day: 10,
-        min_time_threshold: now,
-    };
-    assert!(matches!(
-        store.claim(&claim).unwrap(),
-        ClaimResult::Recorded(_)
-    ));
+    util::record_unfinished_kill(store.as_ref(), &instance);
     let recorded = Instant::now();
 
     // Not before resume_after (2 s)...

@@ -254,3 +254,54 @@ pub fn expect_config_error(s: &Sandbox, config: &str, wanted: &str) {
     assert!(err.contains(wanted), "{config}\nwanted {wanted:?}: {err}");
     assert!(err.contains("simian.toml:"), "{err}");
 }
+
+/// A `sleep 600` of the test's own, labelled for a process provider whose selector is
+/// `{ run = RUN }`, as an instance of `app`.
+pub fn labelled_sleep(app: &str, run: &str) -> std::process::Child {
+    Command::new("sleep")
+        .arg("600")
+        .env("SIMIAN_APP", app)
+        .env("SIMIAN_LABEL_RUN", run)
+        .spawn()
+        .unwrap()
+}
+
+/// The process provider's instance for `child` (`PID@START`, START its start time in
+/// `/proc/PID/stat`).
+pub fn process_instance(child: &std::process::Child, app: &str) -> simian_core::Instance {
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    let stat = std::fs::read_to_string(format!("/proc/{}/stat", child.id())).unwrap();
+    let started: u64 = stat[stat.rfind(')').unwrap() + 1..]
+        .split_whitespace()
+        .nth(19)
+        .unwrap()
+        .parse()
+        .unwrap();
+    simian_core::Instance::builder(format!("{}@{started}", child.id()), app).build()
+}
+
+/// Records a manual kill of `instance` through the `local` provider and leaves it unfinished,
+/// as a simian that died right after recording it would.
+pub fn record_unfinished_kill(store: &dyn simian_core::Store, instance: &simian_core::Instance) {
+    let now = jiff::Timestamp::now();
+    let claim = simian_core::Claim {
+        candidates: vec![instance],
+        grouping: simian_core::Grouping::Cluster,
+        regions_independent: false,
+        draw: 0,
+        provider: "local".into(),
+        dry_run: false,
+        origin: simian_core::Origin::Manual,
+        schedule_entry: None,
+        at: now,
+        day_start: now - jiff::SignedDuration::from_hours(1),
+        day_end: now + jiff::SignedDuration::from_hours(1),
+        max_kills_per_day: 10,
+        min_time_threshold: now,
+    };
+    assert!(matches!(
+        store.claim(&claim).unwrap(),
+        simian_core::ClaimResult::Recorded(_)
+    ));
+    assert_eq!(store.unfinished().unwrap().len(), 1);
+}
