@@ -124,20 +124,7 @@ fn sigkill_and_restart_lose_nothing_and_repeat_nothing(store_url: String) {
 /// next daemon on the same instance, once: a real process that this test spawned.
 #[test]
 fn a_kill_recorded_before_a_crash_is_resumed_on_restart() {
-    let s = Sandbox::new();
-    let run = format!(
-        "resume-{}-{}",
-        std::process::id(),
-        jiff::Timestamp::now().as_nanosecond()
-    );
-    s.write(
-        "simian.toml",
-        &format!(
-            "[monkey]\ndry_run = false\n[store]\nurl = \"sqlite://simian.db\"\n\
-             [providers.local]\nkind = \"process\"\ngrace_period = \"2s\"\nselector = {{ run = \"{run}\" }}\n\
-             [[apps]]\nname = \"resume\"\nprovider = \"local\"\nenabled = false\n"
-        ),
-    );
+    let (s, run) = util::process_sandbox("resume", "");
     let mut victim = util::labelled_sleep("resume", &run);
     let mut bystander = util::labelled_sleep("resume", &run);
     let instance = util::process_instance(&victim, "resume");

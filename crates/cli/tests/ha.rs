@@ -126,20 +126,7 @@ fn replicas_sigkilled_in_turn_fire_every_planned_kill_exactly_once() {
 #[test]
 fn a_running_replica_finishes_a_kill_a_dead_one_left_unfinished() {
     use simian_core::TerminationState;
-    let s = Sandbox::new();
-    let run = format!(
-        "orphan-{}-{}",
-        std::process::id(),
-        jiff::Timestamp::now().as_nanosecond()
-    );
-    s.write(
-        "simian.toml",
-        &format!(
-            "[monkey]\ndry_run = false\nresume_after = \"2s\"\n[store]\nurl = \"sqlite://simian.db\"\n\
-             [providers.local]\nkind = \"process\"\ngrace_period = \"2s\"\nselector = {{ run = \"{run}\" }}\n\
-             [[apps]]\nname = \"orphan\"\nprovider = \"local\"\nenabled = false\n"
-        ),
-    );
+    let (s, run) = util::process_sandbox("orphan", "resume_after = \"2s\"");
     let (mut victim, mut bystander) = (
         util::labelled_sleep("orphan", &run),
         util::labelled_sleep("orphan", &run),

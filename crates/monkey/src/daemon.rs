@@ -202,31 +202,36 @@ impl Daemon {
                 self.orphans.clone(),
             );
             let id = t.id;
-            let worker = std::thread::Builder::new()
-                .name(format!("resume-{id}"))
-                .spawn(move || {
-                    match engine.resume(t) {
-                        Ok(_) => {
-                            counters.resumed.fetch_add(1, Ordering::SeqCst);
-                        }
-                        Err(e) => tracing::warn!(id, error = %e, "resuming an unfinished kill failed; retried later"),
+            let started = self.spawn_worker(format!("resume-{id}"), move || {
+                match engine.resume(t) {
+                    Ok(_) => {
+                        counters.resumed.fetch_add(1, Ordering::SeqCst);
                     }
-                    all.lock()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .resuming
-                        .remove(&id);
-                });
-            match worker {
-                Ok(h) => self
-                    .workers
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .push(h),
-                Err(_) => {
-                    orphans.resuming.remove(&id);
+                    Err(e) => tracing::warn!(id, error = %e, "resuming an unfinished kill failed; retried later"),
                 }
+                all.lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .resuming
+                    .remove(&id);
+            });
+            if started.is_err() {
+                orphans.resuming.remove(&id);
             }
         }
+        Ok(())
+    }
+
+    /// Runs `work` on a thread of its own, joined by [`Daemon::wait_for_kills`].
+    fn spawn_worker(
+        &self,
+        name: String,
+        work: impl FnOnce() + Send + 'static,
+    ) -> std::io::Result<()> {
+        let handle = std::thread::Builder::new().name(name).spawn(work)?;
+        self.workers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(handle);
         Ok(())
     }
 
@@ -348,43 +353,34 @@ impl Daemon {
                 policy.clone(),
                 self.kills.clone(),
             );
-            let worker = std::thread::Builder::new()
-                .name(format!("kill-{}", entry.id))
-                .spawn(move || {
-                    let result = fire(&engine, policy.as_ref(), &entry, now, &counters);
-                    let mut retry = kills.lock().unwrap_or_else(|e| e.into_inner());
-                    match result {
-                        Ok(()) => retry.succeeded(),
-                        Err(e) => {
-                            let e = format!("entry {} stays pending and is retried: {e}", entry.id);
-                            retry.failed(&e);
-                        }
+            let worker = self.spawn_worker(format!("kill-{}", entry.id), move || {
+                let result = fire(&engine, policy.as_ref(), &entry, now, &counters);
+                let mut retry = kills.lock().unwrap_or_else(|e| e.into_inner());
+                match result {
+                    Ok(()) => retry.succeeded(),
+                    Err(e) => {
+                        let e = format!("entry {} stays pending and is retried: {e}", entry.id);
+                        retry.failed(&e);
                     }
-                    drop(retry);
-                    inflight
-                        .lock()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .remove(&entry.id);
-                });
-            match worker {
-                Ok(h) => self
-                    .workers
+                }
+                drop(retry);
+                inflight
                     .lock()
                     .unwrap_or_else(|e| e.into_inner())
-                    .push(h),
-                Err(e) => {
-                    let e = format!("cannot start a kill thread: {e}");
-                    let wait = self
-                        .kills
-                        .lock()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .failed(&e);
-                    backoff = Some(backoff.unwrap_or_default().max(wait));
-                    self.inflight
-                        .lock()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .remove(&id);
-                }
+                    .remove(&entry.id);
+            });
+            if let Err(e) = worker {
+                let e = format!("cannot start a kill thread: {e}");
+                let wait = self
+                    .kills
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .failed(&e);
+                backoff = Some(backoff.unwrap_or_default().max(wait));
+                self.inflight
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .remove(&id);
             }
         }
         let next_pending = self.engine.store().next_pending()?;

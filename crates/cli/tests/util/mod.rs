@@ -255,6 +255,27 @@ pub fn expect_config_error(s: &Sandbox, config: &str, wanted: &str) {
     assert!(err.contains("simian.toml:"), "{err}");
 }
 
+/// A sandbox whose config has a process provider `local` selecting `{ run = RUN }` (a label
+/// unique to the test) and a disabled app `app` over it, with `monkey` added to `[monkey]`;
+/// returns it and the run label.
+pub fn process_sandbox(app: &str, monkey: &str) -> (Sandbox, String) {
+    let s = Sandbox::new();
+    let run = format!(
+        "{app}-{}-{}",
+        std::process::id(),
+        jiff::Timestamp::now().as_nanosecond()
+    );
+    s.write(
+        "simian.toml",
+        &format!(
+            "[monkey]\ndry_run = false\n{monkey}\n[store]\nurl = \"sqlite://simian.db\"\n\
+             [providers.local]\nkind = \"process\"\ngrace_period = \"2s\"\nselector = {{ run = \"{run}\" }}\n\
+             [[apps]]\nname = \"{app}\"\nprovider = \"local\"\nenabled = false\n"
+        ),
+    );
+    (s, run)
+}
+
 /// A `sleep 600` of the test's own, labelled for a process provider whose selector is
 /// `{ run = RUN }`, as an instance of `app`.
 pub fn labelled_sleep(app: &str, run: &str) -> std::process::Child {
