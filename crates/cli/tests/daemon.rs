@@ -126,7 +126,7 @@ fn sigkill_and_restart_lose_nothing_and_repeat_nothing(store_url: String) {
 fn a_kill_recorded_before_a_crash_is_resumed_on_restart() {
     let (s, run) = util::process_sandbox("resume", "");
     let mut victim = util::labelled_sleep("resume", &run);
-    let mut bystander = util::labelled_sleep("resume", &run);
+    let bystander = util::labelled_sleep("resume", &run);
     let instance = util::process_instance(&victim, "resume");
 
     // The crash: recorded, never acted on.
@@ -134,26 +134,11 @@ fn a_kill_recorded_before_a_crash_is_resumed_on_restart() {
     util::record_unfinished_kill(store.as_ref(), &instance);
 
     let d = start_daemon(&s, &[]);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !store.unfinished().unwrap().is_empty() {
-        assert!(
-            Instant::now() < deadline,
-            "the daemon did not resume the termination"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    util::expect_resumed_once(
+        store.as_ref(),
+        Instant::now() + Duration::from_secs(10),
+        &mut victim,
+        bystander,
+    );
     signal(&d, rustix::process::Signal::TERM);
-    let kills = store.terminations(&HistoryFilter::default()).unwrap();
-    assert_eq!(kills.len(), 1);
-    assert_eq!(kills[0].state, TerminationState::Killed, "{:?}", kills[0]);
-    assert!(
-        victim.wait().unwrap().code().is_none(),
-        "the victim died of a signal"
-    );
-    assert!(
-        bystander.try_wait().unwrap().is_none(),
-        "nothing else was touched"
-    );
-    let _ = bystander.kill();
-    let _ = bystander.wait();
 }

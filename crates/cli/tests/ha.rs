@@ -125,9 +125,8 @@ fn replicas_sigkilled_in_turn_fire_every_planned_kill_exactly_once() {
 /// before, on the same instance, once (a real process this test spawned).
 #[test]
 fn a_running_replica_finishes_a_kill_a_dead_one_left_unfinished() {
-    use simian_core::TerminationState;
     let (s, run) = util::process_sandbox("orphan", "resume_after = \"2s\"");
-    let (mut victim, mut bystander) = (
+    let (mut victim, bystander) = (
         util::labelled_sleep("orphan", &run),
         util::labelled_sleep("orphan", &run),
     );
@@ -144,27 +143,12 @@ fn a_running_replica_finishes_a_kill_a_dead_one_left_unfinished() {
     assert_eq!(store.unfinished().unwrap().len(), 1, "resumed too early");
     assert!(victim.try_wait().unwrap().is_none());
     // ... but soon after it.
-    let deadline = recorded + Duration::from_secs(12);
-    while !store.unfinished().unwrap().is_empty() {
-        assert!(
-            Instant::now() < deadline,
-            "the running replica never resumed the kill"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let kills = store.terminations(&HistoryFilter::default()).unwrap();
-    assert_eq!(kills.len(), 1);
-    assert_eq!(kills[0].state, TerminationState::Killed, "{:?}", kills[0]);
-    assert!(
-        victim.wait().unwrap().code().is_none(),
-        "the victim died of a signal"
-    );
-    assert!(
-        bystander.try_wait().unwrap().is_none(),
-        "nothing else was touched"
+    util::expect_resumed_once(
+        store.as_ref(),
+        recorded + Duration::from_secs(12),
+        &mut victim,
+        bystander,
     );
     let (_, page) = survivor.get("/api/v1/terminations");
     assert_eq!(page["items"][0]["state"], "killed");
-    let _ = bystander.kill();
-    let _ = bystander.wait();
 }

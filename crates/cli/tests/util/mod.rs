@@ -326,3 +326,40 @@ pub fn record_unfinished_kill(store: &dyn simian_core::Store, instance: &simian_
     ));
     assert_eq!(store.unfinished().unwrap().len(), 1);
 }
+
+/// Waits (until `deadline`) for the one unfinished kill in `store` to be finished, then checks
+/// that it killed `victim` once, by a signal, and left `bystander` running (then stopped).
+pub fn expect_resumed_once(
+    store: &dyn simian_core::Store,
+    deadline: std::time::Instant,
+    victim: &mut std::process::Child,
+    mut bystander: std::process::Child,
+) {
+    while !store.unfinished().unwrap().is_empty() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the unfinished kill was never resumed"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let kills = store
+        .terminations(&simian_core::HistoryFilter::default())
+        .unwrap();
+    assert_eq!(kills.len(), 1);
+    assert_eq!(
+        kills[0].state,
+        simian_core::TerminationState::Killed,
+        "{:?}",
+        kills[0]
+    );
+    assert!(
+        victim.wait().unwrap().code().is_none(),
+        "the victim died of a signal"
+    );
+    assert!(
+        bystander.try_wait().unwrap().is_none(),
+        "nothing else was touched"
+    );
+    let _ = bystander.kill();
+    let _ = bystander.wait();
+}
