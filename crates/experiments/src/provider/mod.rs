@@ -1,0 +1,50 @@
+//! Providers: what an activity runs. `http` and `process` as the reference runs them;
+//! `python` is refused (Simian runs no Python), with the module and function named.
+
+pub mod http;
+pub mod process;
+pub mod python;
+
+use serde_json::Value;
+
+use crate::interrupt::Interrupt;
+use crate::load::Vars;
+use crate::substitute::Scope;
+
+/// Why an activity did not produce an output.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Failure {
+    /// The activity failed (the reference's `ActivityFailed`): its run is `failed`.
+    Failed(String),
+    /// The run was stopped while the activity ran: it was cut short.
+    Interrupted,
+}
+
+/// What an activity needs from its surroundings.
+pub struct Context<'a> {
+    /// Configuration and secrets.
+    pub scope: &'a Scope,
+    /// Variables from `.env` files, for processes.
+    pub vars: &'a Vars,
+    /// Stops the activity when the run is stopped.
+    pub interrupt: &'a Interrupt,
+}
+
+/// Runs `activity`'s provider; its output.
+pub fn run(activity: &Value, cx: &Context<'_>) -> Result<Value, Failure> {
+    let provider = activity.get("provider").unwrap_or(&Value::Null);
+    match provider.get("type").and_then(Value::as_str) {
+        Some("process") => process::run(activity, provider, cx),
+        Some("http") => http::run(activity, provider, cx),
+        other => Err(Failure::Failed(format!(
+            "provider type {other:?} cannot run here"
+        ))),
+    }
+}
+
+/// A provider's `timeout` as a duration, if it is a positive number.
+fn seconds(v: Option<&Value>) -> Option<std::time::Duration> {
+    v.and_then(crate::pyish::number)
+        .filter(|s| s.is_finite() && *s > 0.0)
+        .map(|s| std::time::Duration::from_secs_f64(s.min(1e9)))
+}
