@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The whole test suite, as the README's quick start and CI run it: installs what the tests
-# need (PostgreSQL, Chromium, Python's toxiproxy client, the kmock Kubernetes API emulator and moto's AWS API emulator, from
+# need (PostgreSQL, Chromium, Python's toxiproxy client, the Chaos Toolkit reference runner, the kmock Kubernetes API emulator and moto's AWS API emulator, from
 # Debian's packages and PyPI, when missing), starts a private PostgreSQL server on 127.0.0.1, runs every test including the
 # ones a plain `cargo test` ignores for want of those services, and fails if any test was
 # ignored all the same. Extra arguments go to `cargo test` (before its `--`).
@@ -28,6 +28,13 @@ fi
 if ! python3 -c "import toxiproxy, pytest, requests, kmock, moto.server, boto3, flask, prometheus_client" 2>/dev/null; then
     echo "== installing the Python packages (the real Toxiproxy client for its conformance suite; kmock, the Kubernetes API emulator; moto, the AWS API emulator; prometheus-client, whose parser reads /metrics)"
     python3 -m pip install --quiet --disable-pip-version-check toxiproxy-python pytest requests future kmock 'moto[server]' prometheus-client
+fi
+
+# The reference experiment runner, for the differential tests of `simian run` (pinned: the
+# journals are compared field by field).
+if ! python3 -c "import chaostoolkit, chaoslib, jsonpath2; from importlib.metadata import version as v; assert v('chaostoolkit') == '1.19.0' and v('chaostoolkit-lib') == '1.44.0'" 2>/dev/null; then
+    echo "== installing the reference experiment runner (chaostoolkit 1.19.0, chaostoolkit-lib 1.44.0, jsonpath2)"
+    python3 -m pip install --quiet --disable-pip-version-check chaostoolkit==1.19.0 chaostoolkit-lib==1.44.0 jsonpath2
 fi
 
 echo "== Docker engine"

@@ -55,12 +55,72 @@ pub enum Command {
     Kong(KongArgs),
     /// Drills running and past, with what each touched; `outages end ID` ends one now.
     Outages(OutagesArgs),
+    /// Run a Chaos Toolkit experiment (JSON or YAML) natively: hypothesis, method, rollbacks.
+    Run(RunArgs),
+    /// Check an experiment file without running it.
+    Validate(ValidateArgs),
+    /// Turn a run's journal into a self-contained HTML report.
+    Report(ReportArgs),
     /// The small HTTP service the demo fleet runs (internal).
     #[command(hide = true)]
     DemoService(DemoServiceArgs),
     /// Undo one fault at its deadline (internal: started by the engine, detached).
     #[command(hide = true)]
     Guard(GuardArgs),
+}
+
+/// `simian run`
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The experiment file (.json, .yaml or .yml).
+    pub experiment: PathBuf,
+    /// Where to write the journal.
+    #[arg(long, value_name = "PATH", default_value = "./journal.json")]
+    pub journal_path: PathBuf,
+    /// Also write the HTML report here.
+    #[arg(long, value_name = "PATH")]
+    pub report: Option<PathBuf>,
+    /// When rollbacks are played (overrides the file's runtime.rollbacks.strategy).
+    #[arg(long, value_name = "STRATEGY", value_parser = ["default", "always", "never", "deviated"])]
+    pub rollback_strategy: Option<String>,
+    /// When the hypothesis is checked (overrides the file's runtime.hypothesis.strategy).
+    #[arg(long, value_name = "STRATEGY", value_parser = ["default", "before-method-only", "after-method-only", "during-method-only", "continuously"])]
+    pub hypothesis_strategy: Option<String>,
+    /// Seconds between checks of the hypothesis during the method.
+    #[arg(long, value_name = "SECONDS", default_value_t = 1.0)]
+    pub hypothesis_frequency: f64,
+    /// Fail the run at the first deviation during the method.
+    #[arg(long)]
+    pub fail_fast: bool,
+    /// Run without the chosen kind of activity (or without pauses).
+    #[arg(long, value_name = "WHAT", value_parser = ["probes", "actions", "activities", "pause"])]
+    pub dry: Option<String>,
+    /// A configuration value: NAME=VALUE or NAME:TYPE=VALUE (int, float, bool, str, json).
+    #[arg(long = "var", value_name = "NAME=VALUE")]
+    pub vars: Vec<String>,
+    /// A JSON/YAML file of configuration and secrets, or a .env file of environment variables.
+    #[arg(long = "var-file", value_name = "FILE")]
+    pub var_files: Vec<PathBuf>,
+}
+
+/// `simian validate`
+#[derive(Debug, Args)]
+pub struct ValidateArgs {
+    /// The experiment file (.json, .yaml or .yml).
+    pub experiment: PathBuf,
+    /// A variable file, as for `simian run` (.env files can satisfy `env` entries).
+    #[arg(long = "var-file", value_name = "FILE")]
+    pub var_files: Vec<PathBuf>,
+}
+
+/// `simian report`
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// The journal a run wrote.
+    pub journal: PathBuf,
+    /// Where to write the HTML page.
+    #[arg(long, value_name = "PATH", default_value = "./report.html")]
+    pub out: PathBuf,
 }
 
 /// `simian guard`

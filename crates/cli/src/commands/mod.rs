@@ -5,6 +5,7 @@ mod config_check;
 mod demo;
 mod drill;
 mod eligible;
+mod experiment;
 mod history;
 mod monkey;
 pub mod proxy;
@@ -44,6 +45,9 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Gorilla(a) => drill::gorilla(g, a),
         Command::Kong(a) => drill::kong(g, a),
         Command::Outages(a) => drill::outages(g, a),
+        Command::Run(a) => experiment::run(g, a),
+        Command::Validate(a) => experiment::validate(g, a),
+        Command::Report(a) => experiment::report(g, a),
     }
 }
 
