@@ -183,25 +183,7 @@ fn answer(stream: TcpStream, broken: &AtomicBool) -> std::io::Result<()> {
 
 /// `a=1&b=x+y` as sorted, decoded pairs (the two clients order and encode differently).
 fn pairs(s: &str) -> Vec<(String, String)> {
-    let decode = |t: &str| {
-        let t = t.replace('+', " ");
-        let bytes = t.as_bytes();
-        let mut out = Vec::new();
-        let mut i = 0;
-        while i < bytes.len() {
-            if bytes[i] == b'%'
-                && i + 2 < bytes.len()
-                && let Ok(b) = u8::from_str_radix(&t[i + 1..i + 3], 16)
-            {
-                out.push(b);
-                i += 3;
-                continue;
-            }
-            out.push(bytes[i]);
-            i += 1;
-        }
-        String::from_utf8_lossy(&out).into_owned()
-    };
+    let decode = simian_core::escape::decode_query;
     let mut v: Vec<(String, String)> = s
         .split('&')
         .filter(|p| !p.is_empty())

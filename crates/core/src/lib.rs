@@ -20,6 +20,7 @@
 
 pub mod clock;
 pub mod drill;
+pub mod escape;
 pub mod group;
 pub mod instance;
 pub mod kill_switch;

@@ -10,6 +10,7 @@ use std::fmt::Write as _;
 
 use jiff::Timestamp;
 use serde_json::Value;
+use simian_core::escape::html as esc;
 
 /// The page for `journal`.
 pub fn html(journal: &Value) -> String {
@@ -388,22 +389,6 @@ fn text(v: &Value) -> String {
 fn seconds(s: &str) -> Option<f64> {
     let t: Timestamp = s.parse().ok()?;
     Some(t.as_microsecond() as f64 / 1e6)
-}
-
-/// HTML-escaped text.
-pub fn esc(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
 }
 
 const CSS: &str = "\

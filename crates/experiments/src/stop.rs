@@ -269,16 +269,11 @@ fn prometheus(
     max: Option<f64>,
     timeout: Duration,
 ) -> Result<(), String> {
-    let mut encoded = String::new();
-    for b in query.bytes() {
-        match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                encoded.push(b as char)
-            }
-            _ => encoded.push_str(&format!("%{b:02X}")),
-        }
-    }
-    let full = format!("{}/api/v1/query?query={encoded}", url.trim_end_matches('/'));
+    let full = format!(
+        "{}/api/v1/query?query={}",
+        url.trim_end_matches('/'),
+        simian_core::escape::query(query)
+    );
     let (status, body) = get(&full, timeout)?;
     let doc: Value = serde_json::from_str(&body).map_err(|e| {
         format!("Prometheus answered HTTP {status} with something that is not JSON: {e}")

@@ -12,6 +12,7 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use serde_json::{Map, Value, json};
+use simian_core::escape::query;
 
 use super::{Context, Failure, seconds};
 use crate::pyish;
@@ -233,24 +234,10 @@ fn form(v: &Value) -> String {
             one => vec![one],
         };
         for v in values.into_iter().filter(|v| !v.is_null()) {
-            parts.push(format!("{}={}", encode(k), encode(&pyish::to_str(v))));
+            parts.push(format!("{}={}", query(k), query(&pyish::to_str(v))));
         }
     }
     parts.join("&")
-}
-
-fn encode(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                out.push(b as char)
-            }
-            b' ' => out.push('+'),
-            _ => out.push_str(&format!("%{b:02X}")),
-        }
-    }
-    out
 }
 
 /// `content-type` as servers usually write it, `Content-Type`.

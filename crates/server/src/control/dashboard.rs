@@ -25,6 +25,7 @@ use jiff::Timestamp;
 use jiff::tz::TimeZone;
 use serde_json::Value;
 use simian_core::EntryStatus;
+use simian_core::escape::html as esc;
 
 use super::{
     ControlApi, Failure, History, KillSwitchBody, MAX_BODY, next_page_query, next_pending, param,
@@ -779,22 +780,6 @@ fn human(seconds: f64) -> String {
         60..=3599 => format!("in {} min {:02} s", s / 60, s % 60),
         _ => format!("in {} h {:02} min", s / 3600, (s % 3600) / 60),
     }
-}
-
-/// Escapes text for HTML content and attribute values.
-fn esc(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
 }
 
 #[cfg(test)]
