@@ -92,7 +92,7 @@ enum Next {
 pub fn run(g: &Global, a: GuardArgs) -> anyhow::Result<u8> {
     let settings = crate::commands::settings(g)?;
     let store = wire::store(&settings)?;
-    let providers = wire::providers(&settings)?;
+    let providers = wire::lease_providers(&settings, &store.open_leases()?)?;
     let mut retry = Retry::new("undoing a fault");
     let Some(lease_id) = a.lease else {
         let drill = a.drill.unwrap_or_default();

@@ -66,19 +66,37 @@ pub fn store(settings: &Settings) -> anyhow::Result<Arc<dyn Store>> {
     Ok(store)
 }
 
+/// The configured providers, plus the Toxiproxy APIs that `leases` name (an experiment's
+/// toxics), so that every open lease has a provider to undo it.
+pub fn lease_providers(
+    settings: &Settings,
+    leases: &[simian_core::Lease],
+) -> Result<BTreeMap<String, Arc<dyn Provider>>, ConfigError> {
+    let mut out = providers(settings)?;
+    for lease in leases {
+        if let Some(api) = simian_providers::ToxiproxyApi::for_lease(lease) {
+            out.entry(lease.provider.clone())
+                .or_insert_with(|| Arc::new(api));
+        }
+    }
+    Ok(out)
+}
+
 /// Undoes the faults whose deadline has passed, then ends the drills whose simian died.
 fn reconcile(settings: &Settings, store: &dyn Store, now: jiff::Timestamp) {
     match store.open_leases() {
-        Ok(open) if open.iter().any(|l| l.deadline <= now) => match providers(settings) {
-            Ok(providers) => {
-                if let Err(e) = simian_monkey::reconcile_leases(store, &providers) {
-                    tracing::warn!(error = %e, "cannot undo expired faults now; the next command tries again");
+        Ok(open) if open.iter().any(|l| l.deadline <= now) => {
+            match lease_providers(settings, &open) {
+                Ok(providers) => {
+                    if let Err(e) = simian_monkey::reconcile_leases(store, &providers) {
+                        tracing::warn!(error = %e, "cannot undo expired faults now; the next command tries again");
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot undo expired faults: the providers cannot be built")
                 }
             }
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot undo expired faults: the providers cannot be built")
-            }
-        },
+        }
         Ok(_) => {}
         Err(e) => tracing::warn!(error = %e, "cannot read the open faults"),
     }

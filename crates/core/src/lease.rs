@@ -21,9 +21,12 @@ pub enum FaultKind {
     Pause,
     /// The instance is cut off from the network, to be reconnected.
     Isolate,
+    /// A toxic sits on a proxy of a Toxiproxy-compatible server (an experiment's network
+    /// fault), to be removed. The lease's instance is the proxy, its memo the toxic.
+    Toxic,
 }
 
-crate::string_enum!(FaultKind { Pause => "pause", Isolate => "isolate" });
+crate::string_enum!(FaultKind { Pause => "pause", Isolate => "isolate", Toxic => "toxic" });
 
 /// A lease before it is stored.
 #[derive(Clone, Debug, PartialEq, Eq)]

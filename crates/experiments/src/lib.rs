@@ -16,6 +16,7 @@
 //! [`tolerance`]) are pure and tested on their own; I/O lives in [`provider`].
 
 pub mod config;
+pub mod faults;
 pub mod interrupt;
 pub mod load;
 pub mod provider;
@@ -27,7 +28,10 @@ pub mod substitute;
 pub mod tolerance;
 pub mod validate;
 
+pub use faults::Faults;
 pub use interrupt::{Interrupt, Stopped};
 pub use load::{LoadError, Vars};
-pub use run::{Dry, HypothesisStrategy, Observer, Options, Quiet, RollbackStrategy, exit_code};
+pub use run::{
+    Dry, HypothesisStrategy, Observer, Options, Quiet, RollbackStrategy, exit_code, uses_faults,
+};
 pub use validate::Invalid;

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use jiff::Timestamp;
 use serde_json::{Map, Value, json};
 
+use crate::faults::Faults;
 use crate::interrupt::{Interrupt, Stopped};
 use crate::load::Vars;
 use crate::provider::{self, Context, Failure};
@@ -140,7 +141,7 @@ impl Dry {
 }
 
 /// How to run: the command line's choices (each overrides the file's `runtime`).
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct Options {
     /// `--dry`.
     pub dry: Option<Dry>,
@@ -154,6 +155,9 @@ pub struct Options {
     pub fail_fast: bool,
     /// `--var` and `--var-file`.
     pub vars: Vars,
+    /// Where Simian's own faults are recorded (see [`uses_faults`]); without it, the
+    /// activities that make them fail.
+    pub faults: Option<Arc<Faults>>,
 }
 
 impl Default for Options {
@@ -165,6 +169,7 @@ impl Default for Options {
             hypothesis_frequency: Duration::from_secs(1),
             fail_fast: false,
             vars: Vars::default(),
+            faults: None,
         }
     }
 }
@@ -181,6 +186,28 @@ pub trait Observer: Send + Sync {
 pub struct Quiet;
 
 impl Observer for Quiet {}
+
+/// Whether `experiment` makes Simian faults (a `simian` provider, or a natively run
+/// `chaostoxi` toxic), which are recorded in Simian's store before they are made.
+pub fn uses_faults(experiment: &Map<String, Value>) -> bool {
+    let hypothesis = experiment
+        .get("steady-state-hypothesis")
+        .and_then(|h| h.get("probes"))
+        .and_then(Value::as_array);
+    let lists = [
+        hypothesis,
+        experiment.get("method").and_then(Value::as_array),
+        experiment.get("rollbacks").and_then(Value::as_array),
+    ];
+    lists.into_iter().flatten().flatten().any(|a| {
+        let p = a.get("provider").unwrap_or(&Value::Null);
+        match p.get("type").and_then(Value::as_str) {
+            Some(provider::simian::TYPE) => true,
+            Some("python") => provider::python::makes_faults(p),
+            _ => false,
+        }
+    })
+}
 
 /// The activities a `ref` can name: the method's, then the hypothesis probes' (which win a
 /// name clash, as in the reference).
@@ -255,6 +282,7 @@ pub fn run(
         interrupt,
         hard_stop,
         observer,
+        faults: options.faults.clone(),
         state: State::default(),
     });
     let start = Timestamp::now();
@@ -348,6 +376,12 @@ pub fn run(
     } else {
         Vec::new()
     };
+    // Whatever ended the run, Simian's own faults end with it.
+    let undone = runner
+        .faults
+        .as_ref()
+        .map(|f| f.undo_all())
+        .unwrap_or_default();
     if runner.hard_stop.is_tripped() {
         runner.set_status("interrupted");
     }
@@ -381,6 +415,7 @@ pub fn run(
         "simian": {
             "version": env!("CARGO_PKG_VERSION"),
             "stopped": stopped,
+            "undone": undone,
         },
     });
     runner.apply_tolerance_values(&mut journal);
@@ -417,6 +452,7 @@ fn dynamic_configuration(scope: &mut Scope, vars: &Vars, interrupt: &Interrupt) 
             scope,
             vars,
             interrupt,
+            faults: None,
         };
         let output = provider::run(&probe, &cx);
         let kind = probe.pointer("/provider/type").and_then(Value::as_str);
@@ -468,6 +504,7 @@ struct Runner {
     interrupt: Arc<Interrupt>,
     hard_stop: Arc<Interrupt>,
     observer: Arc<dyn Observer>,
+    faults: Option<Arc<Faults>>,
     state: State,
 }
 
@@ -586,6 +623,7 @@ impl Runner {
                 scope: &self.scope,
                 vars: &self.vars,
                 interrupt,
+                faults: self.faults.as_deref(),
             };
             provider::run(activity, &cx)
         };
@@ -824,6 +862,7 @@ impl ProbeRunner for Runner {
             scope: &self.scope,
             vars: &self.vars,
             interrupt: &self.interrupt,
+            faults: self.faults.as_deref(),
         };
         provider::run(probe, &cx).map_err(|e| format!("{e:?}"))
     }

@@ -11,7 +11,7 @@ use serde_json::{Map, Value};
 
 use crate::config;
 use crate::load::Vars;
-use crate::provider::python;
+use crate::provider::{python, simian};
 use crate::pyish::truthy;
 use crate::stop;
 use crate::tolerance;
@@ -193,7 +193,7 @@ pub fn activity(a: &Value) -> Result<(), Invalid> {
         _ => return Err(Invalid::new("a provider must have a type")),
     };
     let provider_type = provider_type.as_str().unwrap_or_default();
-    if !matches!(provider_type, "python" | "process" | "http") {
+    if !matches!(provider_type, "python" | "process" | "http" | simian::TYPE) {
         return Err(Invalid::new(format!(
             "unknown provider type '{provider_type}'"
         )));
@@ -222,7 +222,8 @@ pub fn activity(a: &Value) -> Result<(), Invalid> {
     match provider_type {
         "python" => python::validate(provider, &name),
         "process" => process(provider, &name),
-        _ => http(provider),
+        "http" => http(provider),
+        _ => simian::validate(provider, &name),
     }
 }
 

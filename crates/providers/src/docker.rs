@@ -543,6 +543,9 @@ impl Provider for DockerProvider {
         match lease.kind {
             FaultKind::Pause => self.unpause(&client, lease),
             FaultKind::Isolate => self.reconnect(&client, lease),
+            FaultKind::Toxic => {
+                Err(self.lease_failure(lease, "a docker provider makes no toxic faults".into()))
+            }
         }
     }
 
@@ -603,6 +606,11 @@ impl Provider for DockerProvider {
         match lease.kind {
             FaultKind::Pause => self.pause(&client, instance, &before),
             FaultKind::Isolate => self.isolate(&client, instance, lease),
+            FaultKind::Toxic => Err(ProviderError::refused(
+                &self.name,
+                instance,
+                "a docker provider cannot add a toxic to a container",
+            )),
         }
     }
 

@@ -12,6 +12,8 @@
 //!   restarted through the Engine API, each outcome verified.
 //! * [`kubernetes`]: pods labelled `simian.io/app`, grouped by owning workload, evicted (so
 //!   disruption budgets hold) or deleted through the Kubernetes API, each outcome verified.
+//! * [`toxiproxy`]: the proxies of a Toxiproxy-compatible server, where an experiment's
+//!   network faults (toxics) are made and undone; it kills nothing.
 //! * [`aws`]: EC2 instances of Auto Scaling groups named `app-stack-detail[-vNNN]` or tagged
 //!   `simian:app`, terminated so that the group replaces them, each outcome verified.
 //!
@@ -31,9 +33,11 @@ pub mod docker;
 pub mod inventory;
 pub mod kubernetes;
 pub mod process;
+pub mod toxiproxy;
 
 pub use aws::{AwsConfig, AwsProvider};
 pub use docker::{DockerAction, DockerConfig, DockerProvider};
 pub use inventory::{InventoryError, StaticProvider};
 pub use kubernetes::{KubernetesAction, KubernetesConfig, KubernetesProvider};
 pub use process::{ProcessConfig, ProcessProvider};
+pub use toxiproxy::ToxiproxyApi;

@@ -98,6 +98,8 @@ impl Fixture for Containers {
             FaultKind::Isolate => {
                 docker(&["inspect", "-f", "{{len .NetworkSettings.Networks}}", id]) == "0"
             }
+            // Containers take no toxics: the suite never asks for one.
+            FaultKind::Toxic => false,
         }
     }
 

@@ -9,8 +9,8 @@ use std::sync::Arc;
 
 use serde_json::{Value, json};
 use simian_experiments::{
-    Dry, HypothesisStrategy, Interrupt, Observer, Options, RollbackStrategy, Stopped, Vars, load,
-    report, run as runner, validate as check,
+    Dry, Faults, HypothesisStrategy, Interrupt, Observer, Options, RollbackStrategy, Stopped, Vars,
+    load, report, run as runner, validate as check,
 };
 
 use crate::args::{Global, ReportArgs, RunArgs, ValidateArgs};
@@ -35,6 +35,20 @@ pub fn run(g: &Global, a: RunArgs) -> anyhow::Result<u8> {
         vars.add_var(v).map_err(UsageError)?;
     }
     let experiment = loaded(&a.experiment, &vars)?;
+    // Simian's own faults are leased in the store, with a guardian, before they are made.
+    let faults = if simian_experiments::uses_faults(&experiment) {
+        let settings = super::settings(g).map_err(|e| {
+            UsageError(format!(
+                "{}: this experiment makes Simian faults (toxics), which are recorded in Simian's store before they are made: {e}",
+                a.experiment.display()
+            ))
+        })?;
+        let store = crate::wire::store(&settings)?;
+        let guardian = Arc::new(crate::guardian::ProcessGuardian::new(&settings.path));
+        Some(Arc::new(Faults::new(store, guardian)))
+    } else {
+        None
+    };
     let options = Options {
         dry: a.dry.as_deref().and_then(Dry::parse),
         rollback_strategy: a
@@ -50,6 +64,7 @@ pub fn run(g: &Global, a: RunArgs) -> anyhow::Result<u8> {
         ),
         fail_fast: a.fail_fast,
         vars,
+        faults,
     };
     let interrupt = Arc::new(Interrupt::new());
     let hard_stop = Arc::new(Interrupt::new());

@@ -1,9 +1,11 @@
 //! Providers: what an activity runs. `http` and `process` as the reference runs them;
-//! `python` is refused (Simian runs no Python), with the module and function named.
+//! `simian` for Simian's own faults; `python` only for the extension functions Simian runs
+//! natively (anything else is refused, with the module and function named).
 
 pub mod http;
 pub mod process;
 pub mod python;
+pub mod simian;
 
 use serde_json::Value;
 
@@ -28,6 +30,8 @@ pub struct Context<'a> {
     pub vars: &'a Vars,
     /// Stops the activity when the run is stopped.
     pub interrupt: &'a Interrupt,
+    /// Simian's faults, when the run can record them (a store is configured).
+    pub faults: Option<&'a crate::faults::Faults>,
 }
 
 /// Runs `activity`'s provider; its output.
@@ -36,6 +40,8 @@ pub fn run(activity: &Value, cx: &Context<'_>) -> Result<Value, Failure> {
     match provider.get("type").and_then(Value::as_str) {
         Some("process") => process::run(activity, provider, cx),
         Some("http") => http::run(activity, provider, cx),
+        Some(simian::TYPE) => simian::run(activity, provider, cx),
+        Some("python") => python::run(provider, cx),
         other => Err(Failure::Failed(format!(
             "provider type {other:?} cannot run here"
         ))),

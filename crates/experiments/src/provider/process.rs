@@ -9,6 +9,7 @@
 use std::os::unix::process::{CommandExt as _, ExitStatusExt as _};
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
@@ -88,19 +89,45 @@ pub fn run(_activity: &Value, provider: &Value, cx: &Context<'_>) -> Result<Valu
     let pid = child.id();
     let mut out = child.stdout.take();
     let mut err = child.stderr.take();
-    let stdout = std::thread::spawn(move || drain(out.as_mut()));
-    let stderr = std::thread::spawn(move || drain(err.as_mut()));
+    // The pipes close when the program exits (or hands them on): that, not a poll, is what
+    // wakes this thread, so a short command costs its own run time and no more.
+    let (closed, pipes) = mpsc::channel();
+    let (tx_out, tx_err) = (closed.clone(), closed);
+    let stdout = std::thread::spawn(move || {
+        let text = drain(out.as_mut());
+        let _ = tx_out.send(());
+        text
+    });
+    let stderr = std::thread::spawn(move || {
+        let text = drain(err.as_mut());
+        let _ = tx_err.send(());
+        text
+    });
     let deadline = seconds(provider.get("timeout")).map(|t| Instant::now() + t);
+    let mut open_pipes = 2;
     let mut nap = Duration::from_micros(100);
     let status = loop {
-        match child.try_wait() {
-            Ok(Some(status)) => break status,
-            Ok(None) => {}
-            Err(e) => {
-                return Err(Failure::Failed(format!(
-                    "waiting for {}: {e}",
-                    path.display()
-                )));
+        if open_pipes > 0 {
+            match pipes.recv_timeout(Duration::from_millis(20)) {
+                Ok(()) => open_pipes -= 1,
+                Err(mpsc::RecvTimeoutError::Timeout) => {}
+                Err(mpsc::RecvTimeoutError::Disconnected) => open_pipes = 0,
+            }
+        }
+        if open_pipes == 0 {
+            match child.try_wait() {
+                Ok(Some(status)) => break status,
+                Ok(None) => {
+                    // The pipes are closed but the program runs on (it handed them on).
+                    cx.interrupt.sleep(nap);
+                    nap = (nap * 2).min(Duration::from_millis(10));
+                }
+                Err(e) => {
+                    return Err(Failure::Failed(format!(
+                        "waiting for {}: {e}",
+                        path.display()
+                    )));
+                }
             }
         }
         let timed_out = deadline.is_some_and(|d| Instant::now() >= d);
@@ -115,8 +142,6 @@ pub fn run(_activity: &Value, provider: &Value, cx: &Context<'_>) -> Result<Valu
                 Failure::Interrupted
             });
         }
-        cx.interrupt.sleep(nap);
-        nap = (nap * 2).min(Duration::from_millis(10));
     };
     let stdout = stdout.join().unwrap_or_default();
     let stderr = stderr.join().unwrap_or_default();

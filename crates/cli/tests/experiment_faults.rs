@@ -1,0 +1,245 @@
+//! Simian's own faults in experiments (`simian` provider, natively run `chaostoxi` functions):
+//! made on a real `simian proxy` server, leased before they are made, and removed whatever
+//! ends the run, including a SIGKILL of the runner.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod util;
+
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use util::{Sandbox, free_port};
+
+struct Killed(Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A `simian proxy` API on loopback with one proxy, `db`; the API's URL.
+fn proxy_server(s: &Sandbox) -> (Killed, String) {
+    let port = free_port();
+    let server = Killed(
+        s.command(&["proxy", "--host", "127.0.0.1", "--port", &port.to_string()])
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let api = format!("http://127.0.0.1:{port}");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while ureq::get(&format!("{api}/version")).call().is_err() {
+        assert!(Instant::now() < deadline, "the proxy server did not start");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let listen = free_port();
+    let upstream = free_port();
+    ureq::post(&format!("{api}/proxies"))
+        .header("Content-Type", "application/json")
+        .send(json!({"name": "db", "listen": format!("127.0.0.1:{listen}"), "upstream": format!("127.0.0.1:{upstream}")}).to_string())
+        .unwrap();
+    (server, api)
+}
+
+fn toxics(api: &str) -> Vec<String> {
+    let list = get(&format!("{api}/proxies/db/toxics"));
+    list.as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap().to_string())
+        .collect()
+}
+
+fn get(url: &str) -> Value {
+    let text = ureq::get(url)
+        .call()
+        .unwrap()
+        .body_mut()
+        .read_to_string()
+        .unwrap();
+    serde_json::from_str(&text).unwrap()
+}
+
+fn sandbox() -> Sandbox {
+    let s = Sandbox::new();
+    s.write("simian.toml", "[store]\nurl = \"sqlite://simian.db\"\n");
+    s
+}
+
+#[test]
+fn a_toxic_is_removed_at_its_lease_even_after_a_sigkill_of_the_runner() {
+    let s = sandbox();
+    let (_server, api) = proxy_server(&s);
+    let experiment = json!({
+        "title": "slow database", "description": "a latency toxic for three seconds",
+        "method": [
+            {"type": "action", "name": "slow-db", "provider": {"type": "simian", "action": "toxic",
+              "arguments": {"api": api, "proxy": "db", "type": "latency", "attributes": {"latency": 200}, "duration": 3}}},
+            {"type": "action", "name": "long", "provider": {"type": "process", "path": "sleep", "arguments": ["30"]}}
+        ]
+    });
+    s.write("slow.json", &experiment.to_string());
+    let mut runner = Killed(
+        s.command(&["run", "slow.json"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let began = Instant::now();
+    let deadline = began + Duration::from_secs(10);
+    while toxics(&api).is_empty() {
+        assert!(Instant::now() < deadline, "the toxic was never added");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    runner.0.kill().unwrap(); // SIGKILL: nothing in the runner can clean up now
+    runner.0.wait().unwrap();
+    assert_eq!(
+        toxics(&api),
+        ["slow-db"],
+        "the toxic outlives its runner until the deadline"
+    );
+    while !toxics(&api).is_empty() {
+        assert!(
+            began.elapsed() < Duration::from_secs(3 + 3),
+            "the toxic is still there {:?} after it was added for 3 s",
+            began.elapsed()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(
+        began.elapsed() >= Duration::from_millis(2500),
+        "removed at the deadline, not before"
+    );
+    // The lease is on record as ended.
+    let db = rusqlite::Connection::open(s.path().join("simian.db")).unwrap();
+    let (kind, ending): (String, Option<String>) = db
+        .query_row("SELECT kind, ending FROM leases", [], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
+        .unwrap();
+    assert_eq!(kind, "toxic");
+    assert!(
+        ending.unwrap().contains("removed"),
+        "the guardian ended the lease"
+    );
+}
+
+#[test]
+fn toxics_are_removed_when_the_run_ends_and_chaostoxi_functions_run_natively() {
+    let s = sandbox();
+    let (_server, api) = proxy_server(&s);
+    let experiment = json!({
+        "title": "toxics", "description": "chaostoxi functions and a simian toxic",
+        "configuration": {"toxiproxy_url": api},
+        "method": [
+            {"type": "action", "name": "latency", "provider": {"type": "python", "module": "chaostoxi.toxic.actions",
+              "func": "create_latency_toxic", "arguments": {"for_proxy": "db", "toxic_name": "lat", "latency": 100}}},
+            {"type": "action", "name": "limit", "provider": {"type": "python", "module": "chaostoxi.toxic.actions",
+              "func": "create_limiter_toxic", "arguments": {"for_proxy": "db", "toxic_name": "lim", "bytes_limit": 1000}}},
+            {"type": "action", "name": "bandwidth", "provider": {"type": "simian", "action": "toxic",
+              "arguments": {"proxy": "db", "name": "bw", "type": "bandwidth", "stream": "upstream", "attributes": {"rate": 10}}}},
+            {"type": "probe", "name": "three", "provider": {"type": "http", "url": format!("{api}/proxies/db/toxics")}}
+        ],
+        "rollbacks": [
+            {"type": "action", "name": "unlat", "provider": {"type": "python", "module": "chaostoxi.toxic.actions",
+              "func": "delete_toxic", "arguments": {"for_proxy": "db", "toxic_name": "lat"}}},
+            {"type": "action", "name": "disable", "provider": {"type": "python", "module": "chaostoxi.proxy.actions",
+              "func": "disable_proxy", "arguments": {"proxy_name": "db"}}},
+            {"type": "action", "name": "enable", "provider": {"type": "python", "module": "chaostoxi.proxy.actions",
+              "func": "enable_proxy", "arguments": {"proxy_name": "db"}}}
+        ]
+    });
+    s.write("toxics.json", &experiment.to_string());
+    let run = s.run(&["run", "toxics.json"]);
+    assert_eq!(run.code(), 0, "{}", run.stderr());
+    let journal: Value =
+        serde_json::from_str(&std::fs::read_to_string(s.path().join("journal.json")).unwrap())
+            .unwrap();
+    let runs = journal["run"].as_array().unwrap();
+    assert_eq!(
+        runs[0]["output"], true,
+        "create_latency_toxic returns True, as the extension does"
+    );
+    assert_eq!(runs[1]["output"], true);
+    assert_eq!(runs[2]["output"]["toxic"]["stream"], "upstream");
+    let during: Vec<&str> = runs[3]["output"]["body"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        during.len(),
+        3,
+        "all three toxics were in place during the method: {during:?}"
+    );
+    let rollbacks = journal["rollbacks"].as_array().unwrap();
+    assert_eq!(
+        rollbacks[0]["output"], true,
+        "delete_toxic returns True when it removed one"
+    );
+    assert_eq!(rollbacks[1]["output"], true);
+    assert_eq!(rollbacks[2]["output"], true);
+    // The two toxics the rollbacks left are removed as the run ends, and said so.
+    let undone: Vec<&str> = journal["simian"]["undone"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["ending"].as_str().unwrap())
+        .collect();
+    assert_eq!(undone.len(), 2, "{undone:?}");
+    assert!(undone.iter().all(|e| e.contains("removed")), "{undone:?}");
+    assert!(toxics(&api).is_empty(), "nothing is left on the proxy");
+    let proxy = get(&format!("{api}/proxies/db"));
+    assert_eq!(proxy["enabled"], true);
+}
+
+#[test]
+fn simian_faults_without_a_store_and_unknown_python_are_refused_up_front() {
+    let s = Sandbox::new();
+    let experiment = json!({"title": "t", "description": "d", "method": [
+        {"type": "action", "name": "slow", "provider": {"type": "simian", "action": "toxic",
+          "arguments": {"proxy": "db", "type": "latency", "attributes": {"latency": 1}}}}]});
+    s.write("e.json", &experiment.to_string());
+    let run = s.run(&["run", "e.json"]);
+    assert_eq!(run.code(), 2);
+    assert!(
+        run.stderr().contains("recorded in Simian's store"),
+        "{}",
+        run.stderr()
+    );
+    assert!(run.stderr().contains("simian.toml"), "{}", run.stderr());
+    for (provider, words) in [
+        (
+            json!({"type": "simian", "action": "toxic", "arguments": {"proxy": "db", "type": "lag"}}),
+            "\"lag\" is not one of",
+        ),
+        (
+            json!({"type": "simian", "action": "toxic", "arguments": {"proxy": "db", "type": "latency", "every": 1}}),
+            "unknown argument \"every\"",
+        ),
+        (
+            json!({"type": "simian", "action": "explode", "arguments": {}}),
+            "no action \"explode\"",
+        ),
+        (
+            json!({"type": "python", "module": "chaostoxi.toxic.actions", "func": "create_latency_toxic", "arguments": {"for_proxy": "db", "toxic_name": "x"}}),
+            "missing the argument 'latency'",
+        ),
+        (
+            json!({"type": "python", "module": "chaosk8s.pod.actions", "func": "terminate_pods", "arguments": {}}),
+            "chaosk8s.pod.actions.terminate_pods",
+        ),
+    ] {
+        let e = json!({"title": "t", "description": "d", "method": [{"type": "action", "name": "a", "provider": provider}]});
+        s.write("bad.json", &e.to_string());
+        let run = s.run(&["validate", "bad.json"]);
+        assert_eq!(run.code(), 2);
+        assert!(run.stderr().contains(words), "{words}: {}", run.stderr());
+    }
+}
