@@ -115,16 +115,22 @@ fn a_toxic_is_removed_at_its_lease_even_after_a_sigkill_of_the_runner() {
         began.elapsed() >= Duration::from_millis(2500),
         "removed at the deadline, not before"
     );
-    // The lease is on record as ended.
+    // The lease is on record as ended (the guardian writes that just after the removal).
     let db = rusqlite::Connection::open(s.path().join("simian.db")).unwrap();
-    let (kind, ending): (String, Option<String>) = db
-        .query_row("SELECT kind, ending FROM leases", [], |r| {
+    let read = || -> (String, Option<String>) {
+        db.query_row("SELECT kind, ending FROM leases", [], |r| {
             Ok((r.get(0)?, r.get(1)?))
         })
-        .unwrap();
+        .unwrap()
+    };
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while read().1.is_none() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let (kind, ending) = read();
     assert_eq!(kind, "toxic");
     assert!(
-        ending.unwrap().contains("removed"),
+        ending.is_some_and(|e| e.contains("removed")),
         "the guardian ended the lease"
     );
 }
@@ -209,7 +215,7 @@ fn simian_faults_without_a_store_and_unknown_python_are_refused_up_front() {
     let run = s.run(&["run", "e.json"]);
     assert_eq!(run.code(), 2);
     assert!(
-        run.stderr().contains("recorded in Simian's store"),
+        run.stderr().contains("need its configuration and store"),
         "{}",
         run.stderr()
     );
@@ -241,5 +247,87 @@ fn simian_faults_without_a_store_and_unknown_python_are_refused_up_front() {
         let run = s.run(&["validate", "bad.json"]);
         assert_eq!(run.code(), 2);
         assert!(run.stderr().contains(words), "{words}: {}", run.stderr());
+    }
+}
+
+#[test]
+fn simian_terminate_kills_a_count_or_a_percent_through_every_check_and_records_them() {
+    let s = Sandbox::new();
+    let run = format!(
+        "exp-{}-{}",
+        std::process::id(),
+        jiff::Timestamp::now().as_nanosecond()
+    );
+    s.write(
+        "simian.toml",
+        &format!(
+            "[monkey]\ndry_run = false\n[store]\nurl = \"sqlite://simian.db\"\n\
+             [providers.local]\nkind = \"process\"\ngrace_period = \"2s\"\nselector = {{ run = \"{run}\" }}\n\
+             [[apps]]\nname = \"web\"\nprovider = \"local\"\nmean_time_between_kills = 1\nmin_time_between_kills = 0\n"
+        ),
+    );
+    let mut fleet: Vec<std::process::Child> =
+        (0..4).map(|_| util::labelled_sleep("web", &run)).collect();
+    std::thread::sleep(Duration::from_millis(200));
+    let experiment = json!({
+        "title": "lose half the fleet", "description": "two kills, then half of what is left",
+        "method": [
+            {"type": "action", "name": "two", "provider": {"type": "simian", "action": "terminate", "arguments": {"app": "web", "count": 2}}},
+            {"type": "action", "name": "half", "provider": {"type": "simian", "action": "terminate", "arguments": {"app": "web", "percent": 50}}},
+            {"type": "action", "name": "rehearsal", "provider": {"type": "simian", "action": "terminate", "arguments": {"app": "web", "dry_run": true}}},
+            {"type": "action", "name": "nobody", "provider": {"type": "simian", "action": "terminate", "arguments": {"app": "web", "stack": "nonexistent"}}}
+        ]
+    });
+    s.write("kill.json", &experiment.to_string());
+    let out = s.run(&["run", "kill.json"]);
+    let journal: Value =
+        serde_json::from_str(&std::fs::read_to_string(s.path().join("journal.json")).unwrap())
+            .unwrap();
+    let runs = journal["run"].as_array().unwrap();
+    assert_eq!(out.code(), 0, "{}\n{:#}", out.stderr(), journal["run"]);
+    assert_eq!(
+        runs[0]["output"]["terminations"].as_array().unwrap().len(),
+        2
+    );
+    assert_eq!(
+        runs[1]["output"]["terminations"].as_array().unwrap().len(),
+        1,
+        "50% of the 2 left"
+    );
+    assert_eq!(runs[2]["output"]["terminations"][0]["dry_run"], true);
+    assert_eq!(
+        runs[3]["status"], "failed",
+        "no instance matches: the action fails"
+    );
+    assert!(
+        runs[3]["exception"][0]
+            .as_str()
+            .unwrap()
+            .contains("nothing was terminated")
+            || runs[3]["exception"][0]
+                .as_str()
+                .unwrap()
+                .contains("no eligible"),
+        "{}",
+        runs[3]["exception"]
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    let dead = fleet
+        .iter_mut()
+        .map(|c| c.try_wait().unwrap())
+        .filter(Option::is_some)
+        .count();
+    assert_eq!(dead, 3, "three of the four were killed");
+    // The same records as `simian terminate`: in the history.
+    let history = s.run(&["history", "--json"]);
+    let kills = history.json();
+    let recorded = kills["terminations"]
+        .as_array()
+        .map(|a| a.iter().filter(|t| t["dry_run"] == false).count())
+        .unwrap_or(0);
+    assert_eq!(recorded, 3, "{}", history.stdout());
+    for mut c in fleet {
+        let _ = c.kill();
+        let _ = c.wait();
     }
 }

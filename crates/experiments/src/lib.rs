@@ -31,7 +31,8 @@ pub mod validate;
 pub use faults::Faults;
 pub use interrupt::{Interrupt, Stopped};
 pub use load::{LoadError, Vars};
+pub use provider::simian::{HowMany, Kills};
 pub use run::{
-    Dry, HypothesisStrategy, Observer, Options, Quiet, RollbackStrategy, exit_code, uses_faults,
+    Dry, HypothesisStrategy, Observer, Options, Quiet, RollbackStrategy, exit_code, needs_simian,
 };
 pub use validate::Invalid;

@@ -16,6 +16,7 @@ use serde_json::{Map, Value, json};
 use crate::faults::Faults;
 use crate::interrupt::{Interrupt, Stopped};
 use crate::load::Vars;
+use crate::provider::simian::Kills;
 use crate::provider::{self, Context, Failure};
 use crate::pyish::{self, truthy};
 use crate::stop;
@@ -155,9 +156,11 @@ pub struct Options {
     pub fail_fast: bool,
     /// `--var` and `--var-file`.
     pub vars: Vars,
-    /// Where Simian's own faults are recorded (see [`uses_faults`]); without it, the
+    /// Where Simian's own faults are recorded (see [`needs_simian`]); without it, the
     /// activities that make them fail.
     pub faults: Option<Arc<Faults>>,
+    /// Simian's kills (see [`needs_simian`]); without it, `simian terminate` activities fail.
+    pub kills: Option<Arc<dyn Kills>>,
 }
 
 impl Default for Options {
@@ -170,6 +173,7 @@ impl Default for Options {
             fail_fast: false,
             vars: Vars::default(),
             faults: None,
+            kills: None,
         }
     }
 }
@@ -187,9 +191,9 @@ pub struct Quiet;
 
 impl Observer for Quiet {}
 
-/// Whether `experiment` makes Simian faults (a `simian` provider, or a natively run
-/// `chaostoxi` toxic), which are recorded in Simian's store before they are made.
-pub fn uses_faults(experiment: &Map<String, Value>) -> bool {
+/// Whether `experiment` needs Simian's configuration: a `simian` provider (kills and toxics),
+/// or a natively run `chaostoxi` toxic (recorded in Simian's store before it is made).
+pub fn needs_simian(experiment: &Map<String, Value>) -> bool {
     let hypothesis = experiment
         .get("steady-state-hypothesis")
         .and_then(|h| h.get("probes"))
@@ -283,6 +287,7 @@ pub fn run(
         hard_stop,
         observer,
         faults: options.faults.clone(),
+        kills: options.kills.clone(),
         state: State::default(),
     });
     let start = Timestamp::now();
@@ -453,6 +458,7 @@ fn dynamic_configuration(scope: &mut Scope, vars: &Vars, interrupt: &Interrupt) 
             vars,
             interrupt,
             faults: None,
+            kills: None,
         };
         let output = provider::run(&probe, &cx);
         let kind = probe.pointer("/provider/type").and_then(Value::as_str);
@@ -505,6 +511,7 @@ struct Runner {
     hard_stop: Arc<Interrupt>,
     observer: Arc<dyn Observer>,
     faults: Option<Arc<Faults>>,
+    kills: Option<Arc<dyn Kills>>,
     state: State,
 }
 
@@ -624,6 +631,7 @@ impl Runner {
                 vars: &self.vars,
                 interrupt,
                 faults: self.faults.as_deref(),
+                kills: self.kills.as_deref(),
             };
             provider::run(activity, &cx)
         };
@@ -863,6 +871,7 @@ impl ProbeRunner for Runner {
             vars: &self.vars,
             interrupt: &self.interrupt,
             faults: self.faults.as_deref(),
+            kills: self.kills.as_deref(),
         };
         provider::run(probe, &cx).map_err(|e| format!("{e:?}"))
     }

@@ -9,8 +9,8 @@ use std::sync::Arc;
 
 use serde_json::{Value, json};
 use simian_experiments::{
-    Dry, Faults, HypothesisStrategy, Interrupt, Observer, Options, RollbackStrategy, Stopped, Vars,
-    load, report, run as runner, validate as check,
+    Dry, Faults, HowMany, HypothesisStrategy, Interrupt, Kills, Observer, Options,
+    RollbackStrategy, Stopped, Vars, load, report, run as runner, validate as check,
 };
 
 use crate::args::{Global, ReportArgs, RunArgs, ValidateArgs};
@@ -35,19 +35,22 @@ pub fn run(g: &Global, a: RunArgs) -> anyhow::Result<u8> {
         vars.add_var(v).map_err(UsageError)?;
     }
     let experiment = loaded(&a.experiment, &vars)?;
-    // Simian's own faults are leased in the store, with a guardian, before they are made.
-    let faults = if simian_experiments::uses_faults(&experiment) {
+    // Simian's own actions: kills through the engine, faults leased in the store with a
+    // guardian before they are made.
+    let (faults, kills) = if simian_experiments::needs_simian(&experiment) {
         let settings = super::settings(g).map_err(|e| {
             UsageError(format!(
-                "{}: this experiment makes Simian faults (toxics), which are recorded in Simian's store before they are made: {e}",
+                "{}: this experiment uses Simian's own actions (kills, toxics), which need its configuration and store: {e}",
                 a.experiment.display()
             ))
         })?;
         let store = crate::wire::store(&settings)?;
         let guardian = Arc::new(crate::guardian::ProcessGuardian::new(&settings.path));
-        Some(Arc::new(Faults::new(store, guardian)))
+        let engine = crate::wire::engine(&settings, Arc::new(simian_core::SystemClock))?;
+        let kills: Arc<dyn Kills> = Arc::new(EngineKills { settings, engine });
+        (Some(Arc::new(Faults::new(store, guardian))), Some(kills))
     } else {
-        None
+        (None, None)
     };
     let options = Options {
         dry: a.dry.as_deref().and_then(Dry::parse),
@@ -65,6 +68,7 @@ pub fn run(g: &Global, a: RunArgs) -> anyhow::Result<u8> {
         fail_fast: a.fail_fast,
         vars,
         faults,
+        kills,
     };
     let interrupt = Arc::new(Interrupt::new());
     let hard_stop = Arc::new(Interrupt::new());
@@ -232,5 +236,84 @@ impl Observer for Progress {
             "{kind} {}: {status}{tolerance} ({duration:.3} s)",
             safe(name)
         );
+    }
+}
+
+/// `simian terminate`, as an experiment action: the same engine, checks and records.
+struct EngineKills {
+    settings: simian_config::Settings,
+    engine: Arc<simian_monkey::Engine>,
+}
+
+impl Kills for EngineKills {
+    fn terminate(
+        &self,
+        target: &serde_json::Map<String, Value>,
+        how_many: HowMany,
+        dry_run: Option<bool>,
+    ) -> Result<Value, String> {
+        use simian_monkey::{Decision, KillRequest, Target, eligibility};
+        let field = |k: &str| target.get(k).and_then(Value::as_str).map(str::to_string);
+        let target = Target {
+            app: field("app").unwrap_or_default(),
+            account: field("account"),
+            region: field("region"),
+            stack: field("stack"),
+            cluster: field("cluster"),
+        };
+        let Some(app) = self.settings.policy.app(&target.app) else {
+            return Err(format!(
+                "app {:?} is not configured in {}: add an [[apps]] entry for it",
+                target.app,
+                self.settings.path.display()
+            ));
+        };
+        let count = match how_many {
+            HowMany::Count(n) => n,
+            HowMany::Percent(p) => {
+                let providers =
+                    crate::wire::providers(&self.settings).map_err(|e| e.to_string())?;
+                let provider = providers.get(&app.provider).ok_or_else(|| {
+                    format!("app {} names unknown provider {}", app.name, app.provider)
+                })?;
+                let instances = provider.instances().map_err(|e| e.to_string())?;
+                let eligible = eligibility::eligible(app, &target, &instances).len();
+                // Rounded up: 10% of 3 instances is one kill, never none.
+                let share = (p / 100.0 * eligible as f64).ceil();
+                if share >= 1.0 {
+                    share.min(f64::from(u32::MAX)) as u32
+                } else {
+                    0
+                }
+            }
+        };
+        let mut terminations = Vec::new();
+        let mut refusals = Vec::new();
+        for _ in 0..count {
+            let mut request = KillRequest::manual(target.clone());
+            request.dry_run = dry_run;
+            match self.engine.terminate(&request).map_err(|e| e.to_string())? {
+                Decision::Terminated(t) => terminations.push(t),
+                Decision::Refused(r) => refusals.push(r),
+                Decision::AlreadyHandled => {}
+            }
+        }
+        let killed = terminations
+            .iter()
+            .filter(|t| t.state != simian_core::TerminationState::Failed)
+            .count();
+        if killed == 0 {
+            let why: Vec<String> = refusals
+                .iter()
+                .map(|r| format!("{}: {}", r.check, r.reason))
+                .chain(terminations.iter().map(|t| format!("failed: {}", t.detail)))
+                .collect();
+            return Err(if why.is_empty() {
+                format!("no eligible instance of {} to terminate", target.app)
+            } else {
+                format!("nothing was terminated: {}", why.join("; "))
+            });
+        }
+        Ok(json!({"terminations": terminations, "refusals": refusals}))
     }
 }

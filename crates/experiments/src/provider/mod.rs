@@ -32,6 +32,8 @@ pub struct Context<'a> {
     pub interrupt: &'a Interrupt,
     /// Simian's faults, when the run can record them (a store is configured).
     pub faults: Option<&'a crate::faults::Faults>,
+    /// Simian's kills, when the run has its configuration.
+    pub kills: Option<&'a dyn simian::Kills>,
 }
 
 /// Runs `activity`'s provider; its output.

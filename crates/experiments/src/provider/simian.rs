@@ -7,6 +7,10 @@
 //!                  "duration": 60, "api": "http://127.0.0.1:8474"}}}
 //! ```
 //!
+//! `terminate` kills `count` (or `percent` of the) eligible instances of an app, each through
+//! every check of `simian terminate` and recorded in its history (the config's `dry_run`
+//! holds unless `dry_run` is given).
+//!
 //! `toxic` adds a toxic on a proxy of a Toxiproxy-compatible server (`simian proxy`, or
 //! Toxiproxy) for `duration` seconds, or until the run ends; `remove_toxic` takes one away.
 //! Every toxic is leased (see [`crate::faults`]): it is gone at its deadline even if the
@@ -24,6 +28,29 @@ use crate::validate::Invalid;
 
 /// The provider's `type`.
 pub const TYPE: &str = "simian";
+
+/// How many instances a `terminate` kills.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum HowMany {
+    /// This many.
+    Count(u32),
+    /// This share of the eligible instances, rounded up (at least one when any is eligible).
+    Percent(f64),
+}
+
+/// Kills through Simian's engine, with its checks and records: the CLI provides it from the
+/// configuration.
+pub trait Kills: Send + Sync {
+    /// Kills `how_many` eligible instances of `target` (`app`, and optionally `account`,
+    /// `region`, `stack`, `cluster`), one by one, each through every check; the decisions.
+    /// `Err` when nothing could be killed.
+    fn terminate(
+        &self,
+        target: &Map<String, Value>,
+        how_many: HowMany,
+        dry_run: Option<bool>,
+    ) -> Result<Value, String>;
+}
 
 /// The toxic types a Toxiproxy-compatible server knows.
 pub const TOXIC_TYPES: &[&str] = &[
@@ -52,6 +79,9 @@ pub fn validate(provider: &Value, activity: &str) -> Result<(), Invalid> {
         }
     };
     let allowed: &[&str] = match action {
+        "terminate" => &[
+            "app", "account", "region", "stack", "cluster", "count", "percent", "dry_run",
+        ],
         "toxic" => &[
             "api",
             "proxy",
@@ -65,12 +95,12 @@ pub fn validate(provider: &Value, activity: &str) -> Result<(), Invalid> {
         "remove_toxic" => &["api", "proxy", "name"],
         "" => {
             return Err(Invalid::new(format!(
-                "activity '{activity}': the simian provider needs an action (toxic or remove_toxic)"
+                "activity '{activity}': the simian provider needs an action (terminate, toxic or remove_toxic)"
             )));
         }
         other => {
             return Err(Invalid::new(format!(
-                "activity '{activity}': the simian provider has no action {other:?} in this version: it has toxic and remove_toxic"
+                "activity '{activity}': the simian provider has no action {other:?} in this version: it has terminate, toxic and remove_toxic"
             )));
         }
     };
@@ -86,6 +116,9 @@ pub fn validate(provider: &Value, activity: &str) -> Result<(), Invalid> {
         args.get(key)
             .is_some_and(|v| v.as_str().is_some_and(|s| !s.is_empty()))
     };
+    if action == "terminate" {
+        return terminate_arguments(&args, activity);
+    }
     if !text("proxy") {
         return Err(Invalid::new(format!(
             "activity '{activity}': simian {action} needs proxy (the proxy's name)"
@@ -161,6 +194,9 @@ pub fn toxic(name: &str, ty: &str, stream: &str, toxicity: &Value, attributes: &
 
 /// Runs a `simian` action.
 pub fn run(activity: &Value, provider: &Value, cx: &Context<'_>) -> Result<Value, Failure> {
+    if provider.get("action").and_then(Value::as_str) == Some("terminate") {
+        return terminate(provider, cx);
+    }
     let Some(faults) = cx.faults else {
         return Err(Failure::Failed(
             "Simian's faults are recorded in its store: run with a simian.toml (--config FILE)"
@@ -202,4 +238,70 @@ pub fn run(activity: &Value, provider: &Value, cx: &Context<'_>) -> Result<Value
             .map_err(Failure::Failed),
         other => Err(Failure::Failed(format!("no simian action {other:?}"))),
     }
+}
+
+fn terminate_arguments(args: &Map<String, Value>, activity: &str) -> Result<(), Invalid> {
+    let bad = |what: &str| Err(Invalid::new(format!("activity '{activity}': {what}")));
+    if args
+        .get("app")
+        .and_then(Value::as_str)
+        .is_none_or(str::is_empty)
+    {
+        return bad("simian terminate needs app (a configured app's name)");
+    }
+    match (args.get("count"), args.get("percent")) {
+        (Some(_), Some(_)) => return bad("simian terminate takes count or percent, not both"),
+        (Some(c), None) if !c.as_u64().is_some_and(|c| (1..=10_000).contains(&c)) => {
+            return bad("count must be a whole number from 1 to 10000");
+        }
+        (None, Some(p)) if !p.as_f64().is_some_and(|p| p > 0.0 && p <= 100.0) => {
+            return bad("percent must be a number above 0 and at most 100");
+        }
+        _ => {}
+    }
+    if args.get("dry_run").is_some_and(|d| !d.is_boolean()) {
+        return bad("dry_run must be true or false");
+    }
+    Ok(())
+}
+
+fn terminate(provider: &Value, cx: &Context<'_>) -> Result<Value, Failure> {
+    let Some(kills) = cx.kills else {
+        return Err(Failure::Failed(
+            "simian terminate needs Simian's configuration: run with a simian.toml (--config FILE)"
+                .into(),
+        ));
+    };
+    let args = match cx
+        .scope
+        .substitute(provider.get("arguments").unwrap_or(&Value::Null))
+    {
+        Value::Object(m) => m,
+        _ => Map::new(),
+    };
+    let how_many = match (
+        args.get("count").and_then(Value::as_u64),
+        args.get("percent").and_then(Value::as_f64),
+    ) {
+        (_, Some(p)) => HowMany::Percent(p),
+        (Some(c), None) => HowMany::Count(u32::try_from(c).unwrap_or(1)),
+        (None, None) => HowMany::Count(1),
+    };
+    let target: Map<String, Value> = args
+        .iter()
+        .filter(|(k, _)| {
+            matches!(
+                k.as_str(),
+                "app" | "account" | "region" | "stack" | "cluster"
+            )
+        })
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    kills
+        .terminate(
+            &target,
+            how_many,
+            args.get("dry_run").and_then(Value::as_bool),
+        )
+        .map_err(Failure::Failed)
 }
