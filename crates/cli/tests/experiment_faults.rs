@@ -331,3 +331,89 @@ fn simian_terminate_kills_a_count_or_a_percent_through_every_check_and_records_t
         let _ = c.wait();
     }
 }
+
+/// The state letter of process `pid` (`S` sleeping, `T` stopped).
+fn state(pid: u32) -> String {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("State:"))
+        .unwrap()
+        .trim()
+        .chars()
+        .next()
+        .unwrap()
+        .to_string()
+}
+
+#[test]
+fn simian_pause_freezes_an_instance_for_the_method_and_the_run_resumes_it() {
+    let s = Sandbox::new();
+    let run = format!(
+        "pause-{}-{}",
+        std::process::id(),
+        jiff::Timestamp::now().as_nanosecond()
+    );
+    s.write(
+        "simian.toml",
+        &format!(
+            "[monkey]\ndry_run = false\n[store]\nurl = \"sqlite://simian.db\"\n\
+             [providers.local]\nkind = \"process\"\ngrace_period = \"2s\"\nselector = {{ run = \"{run}\" }}\n\
+             [[apps]]\nname = \"web\"\nprovider = \"local\"\nmean_time_between_kills = 1\n"
+        ),
+    );
+    let mut victim = util::labelled_sleep("web", &run);
+    std::thread::sleep(Duration::from_millis(200));
+    let pid = victim.id();
+    let experiment = json!({
+        "title": "a frozen instance", "description": "pause the one web instance for the method",
+        "method": [
+            {"type": "action", "name": "freeze", "provider": {"type": "simian", "action": "pause",
+              "arguments": {"app": "web", "count": 1, "duration": 600}}},
+            {"type": "probe", "name": "state", "provider": {"type": "process", "path": "grep",
+              "arguments": ["^State", format!("/proc/{pid}/status")]}}
+        ]
+    });
+    s.write("pause.json", &experiment.to_string());
+    let out = s.run(&["run", "pause.json"]);
+    assert_eq!(out.code(), 0, "{}", out.stderr());
+    let journal: Value =
+        serde_json::from_str(&std::fs::read_to_string(s.path().join("journal.json")).unwrap())
+            .unwrap();
+    assert_eq!(
+        journal["run"][0]["output"]["paused"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1,
+        "{:#}",
+        journal["run"][0]
+    );
+    assert!(
+        journal["run"][1]["output"]["stdout"]
+            .as_str()
+            .unwrap()
+            .contains("stopped"),
+        "frozen during the method: {}",
+        journal["run"][1]["output"]
+    );
+    assert_eq!(
+        state(pid),
+        "S",
+        "resumed when the run ended, long before its 600 s lease"
+    );
+    assert_eq!(journal["simian"]["undone"][0]["kind"], "pause");
+    // A pause without a duration is refused before anything runs.
+    let bad = json!({"title": "t", "description": "d", "method": [{"type": "action", "name": "p",
+        "provider": {"type": "simian", "action": "pause", "arguments": {"app": "web"}}}]});
+    s.write("bad.json", &bad.to_string());
+    let refused = s.run(&["validate", "bad.json"]);
+    assert_eq!(refused.code(), 2);
+    assert!(
+        refused.stderr().contains("needs duration"),
+        "{}",
+        refused.stderr()
+    );
+    let _ = victim.kill();
+    let _ = victim.wait();
+}

@@ -1,21 +1,19 @@
 //! Simian's own faults in an experiment: recorded before they are made, undone when the run
 //! ends, whatever ends it.
 //!
-//! Every toxic an experiment adds (through the `simian` provider or the natively run
-//! `chaostoxi` functions) is a lease in Simian's store, written before the toxic exists and
-//! watched by a guardian process of its own: at its deadline the guardian removes it, even if
-//! this simian was killed with SIGKILL, and the next simian command that opens the store does
-//! if the guardian died too. When the run ends (completed, deviated, stopped, interrupted),
-//! every fault it made that is still in place is removed at once.
+//! Every fault an experiment makes (a toxic through the `simian` provider or the natively run
+//! `chaostoxi` functions, a paused instance) is a lease in Simian's store, written before the
+//! fault exists and watched by a guardian process of its own: at its deadline the guardian
+//! undoes it, even if this simian was killed with SIGKILL, and the next simian command that
+//! opens the store does if the guardian died too. When the run ends (completed, deviated,
+//! stopped, interrupted), every fault it made that is still in place is undone at once.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use jiff::{SignedDuration, Timestamp};
 use serde_json::{Value, json};
-use simian_core::{
-    FaultKind, FaultOutcome, Guardian, Instance, Lease, NewLease, Provider as _, Store,
-};
+use simian_core::{FaultKind, FaultOutcome, Guardian, Instance, Lease, NewLease, Provider, Store};
 use simian_providers::ToxiproxyApi;
 
 /// How long a fault without a duration may last: the run removes it when it ends, and the
@@ -26,7 +24,7 @@ pub const UNTIL_THE_END: Duration = Duration::from_secs(3600);
 pub struct Faults {
     store: Arc<dyn Store>,
     guardian: Arc<dyn Guardian>,
-    made: Mutex<Vec<Lease>>,
+    made: Mutex<Vec<(Lease, Arc<dyn Provider>)>>,
 }
 
 impl Faults {
@@ -39,20 +37,27 @@ impl Faults {
         }
     }
 
-    fn made(&self) -> std::sync::MutexGuard<'_, Vec<Lease>> {
+    fn made(&self) -> std::sync::MutexGuard<'_, Vec<(Lease, Arc<dyn Provider>)>> {
         self.made.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Adds `toxic` to `proxy` on the API at `api`, for `duration` (or until the run ends):
-    /// the lease first, then the guardian, then the toxic.
-    pub fn add_toxic(
+    /// Makes a `kind` fault on `instance` through `provider` for `duration` (or until the run
+    /// ends): the lease first (with what the undo will need), then the guardian, then the
+    /// fault. `memo` is the fault's own description (a toxic); otherwise the provider's.
+    pub fn make(
         &self,
-        api: &str,
-        proxy: &str,
-        toxic: &Value,
+        provider: Arc<dyn Provider>,
+        instance: &Instance,
+        kind: FaultKind,
+        memo: Option<String>,
         duration: Option<Duration>,
-    ) -> Result<Value, String> {
-        let server = ToxiproxyApi::new(api);
+    ) -> Result<(Lease, String), String> {
+        let memo = match memo {
+            Some(m) => Some(m),
+            None => provider
+                .fault_memo(instance, kind)
+                .map_err(|e| e.to_string())?,
+        };
         let now = Timestamp::now();
         let lasts = duration.unwrap_or(UNTIL_THE_END);
         let deadline = now
@@ -63,43 +68,63 @@ impl Faults {
             .open_lease(&NewLease {
                 termination: None,
                 drill: None,
-                provider: server.name().to_string(),
-                instance_id: proxy.to_string(),
-                kind: FaultKind::Toxic,
+                provider: provider.name().to_string(),
+                instance_id: instance.id.to_string(),
+                kind,
                 deadline,
                 created_at: now,
-                memo: Some(toxic.to_string()),
+                memo,
             })
-            .map_err(|e| format!("cannot record the toxic before adding it: {e}"))?;
+            .map_err(|e| format!("cannot record the {kind} before making it: {e}"))?;
         self.guardian.watch(&lease);
-        let instance = Instance::builder(proxy, proxy).build();
-        match server.make_fault(&instance, &lease) {
+        match provider.make_fault(instance, &lease) {
             Ok(FaultOutcome::Made { detail }) => {
-                self.made().push(lease.clone());
-                Ok(json!({
-                    "lease": lease.id,
-                    "api": server.base(),
-                    "proxy": proxy,
-                    "toxic": toxic,
-                    "until": lease.deadline,
-                    "detail": detail,
-                }))
+                self.made().push((lease.clone(), provider));
+                Ok((lease, detail))
             }
             Ok(FaultOutcome::AlreadyGone) => {
                 let _ = self.store.end_lease(
                     lease.id,
                     Timestamp::now(),
-                    "the proxy is gone: nothing was added",
+                    "the target is gone: nothing was done",
                 );
-                Err(format!("proxy {proxy} does not exist on {api}"))
+                Err(format!("{} is gone: nothing to {kind}", instance.id))
             }
             Err(e) => {
-                let _ =
-                    self.store
-                        .end_lease(lease.id, Timestamp::now(), &format!("not added: {e}"));
+                let _ = self
+                    .store
+                    .end_lease(lease.id, Timestamp::now(), &format!("not made: {e}"));
                 Err(e.to_string())
             }
         }
+    }
+
+    /// Adds `toxic` to `proxy` on the API at `api`, for `duration` (or until the run ends).
+    pub fn add_toxic(
+        &self,
+        api: &str,
+        proxy: &str,
+        toxic: &Value,
+        duration: Option<Duration>,
+    ) -> Result<Value, String> {
+        let server = Arc::new(ToxiproxyApi::new(api));
+        let base = server.base().to_string();
+        let instance = Instance::builder(proxy, proxy).build();
+        let (lease, detail) = self.make(
+            server,
+            &instance,
+            FaultKind::Toxic,
+            Some(toxic.to_string()),
+            duration,
+        )?;
+        Ok(json!({
+            "lease": lease.id,
+            "api": base,
+            "proxy": proxy,
+            "toxic": toxic,
+            "until": lease.deadline,
+            "detail": detail,
+        }))
     }
 
     /// Removes toxic `name` from `proxy`, ending its lease when this run made it.
@@ -107,7 +132,7 @@ impl Faults {
         let server = ToxiproxyApi::new(api);
         let ours = {
             let mut made = self.made();
-            let at = made.iter().position(|l| {
+            let at = made.iter().position(|(l, _)| {
                 l.provider == server.name()
                     && l.instance_id == proxy
                     && l.memo
@@ -118,8 +143,8 @@ impl Faults {
             at.map(|i| made.remove(i))
         };
         match ours {
-            Some(lease) => {
-                let ending = self.undo(&server, &lease)?;
+            Some((lease, provider)) => {
+                let ending = self.undo(provider.as_ref(), &lease)?;
                 Ok(json!({"lease": lease.id, "removed": true, "detail": ending}))
             }
             None => {
@@ -129,18 +154,18 @@ impl Faults {
         }
     }
 
-    fn undo(&self, server: &ToxiproxyApi, lease: &Lease) -> Result<String, String> {
+    fn undo(&self, provider: &dyn Provider, lease: &Lease) -> Result<String, String> {
         let _ = self.store.begin_undo(&[lease.id], Timestamp::now());
-        let ending = server.undo(lease).map_err(|e| e.to_string())?;
+        let ending = provider.undo(lease).map_err(|e| e.to_string())?;
         let _ = self.store.end_lease(lease.id, Timestamp::now(), &ending);
         Ok(ending)
     }
 
     /// Undoes every fault of this run still in place (the run is ending); what was done.
     pub fn undo_all(&self) -> Vec<Value> {
-        let leases = std::mem::take(&mut *self.made());
+        let made = std::mem::take(&mut *self.made());
         let mut done = Vec::new();
-        for lease in leases {
+        for (lease, provider) in made {
             let still_open = self
                 .store
                 .lease(lease.id)
@@ -150,14 +175,16 @@ impl Faults {
             if !still_open {
                 continue;
             }
-            let Some(server) = ToxiproxyApi::for_lease(&lease) else {
-                continue;
-            };
-            let ending = match self.undo(&server, &lease) {
+            let ending = match self.undo(provider.as_ref(), &lease) {
                 Ok(e) => e,
-                Err(e) => format!("not undone yet ({e}); the guardian removes it at its deadline"),
+                Err(e) => format!("not undone yet ({e}); the guardian undoes it at its deadline"),
             };
-            done.push(json!({"lease": lease.id, "proxy": lease.instance_id, "ending": ending}));
+            done.push(json!({
+                "lease": lease.id,
+                "kind": lease.kind,
+                "target": lease.instance_id,
+                "ending": ending,
+            }));
         }
         done
     }

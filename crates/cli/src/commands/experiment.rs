@@ -47,7 +47,11 @@ pub fn run(g: &Global, a: RunArgs) -> anyhow::Result<u8> {
         let store = crate::wire::store(&settings)?;
         let guardian = Arc::new(crate::guardian::ProcessGuardian::new(&settings.path));
         let engine = crate::wire::engine(&settings, Arc::new(simian_core::SystemClock))?;
-        let kills: Arc<dyn Kills> = Arc::new(EngineKills { settings, engine });
+        let kills: Arc<dyn Kills> = Arc::new(EngineKills {
+            settings,
+            engine,
+            store: store.clone(),
+        });
         (Some(Arc::new(Faults::new(store, guardian))), Some(kills))
     } else {
         (None, None)
@@ -239,10 +243,71 @@ impl Observer for Progress {
     }
 }
 
-/// `simian terminate`, as an experiment action: the same engine, checks and records.
+/// `simian terminate` (and a pause), as experiment actions: the same engine, checks and records.
 struct EngineKills {
     settings: simian_config::Settings,
     engine: Arc<simian_monkey::Engine>,
+    store: Arc<dyn simian_core::Store>,
+}
+
+impl EngineKills {
+    /// The target named by an activity's arguments, and its app's policy.
+    fn target(
+        &self,
+        target: &serde_json::Map<String, Value>,
+    ) -> Result<(simian_monkey::Target, &simian_monkey::AppPolicy), String> {
+        let field = |k: &str| target.get(k).and_then(Value::as_str).map(str::to_string);
+        let target = simian_monkey::Target {
+            app: field("app").unwrap_or_default(),
+            account: field("account"),
+            region: field("region"),
+            stack: field("stack"),
+            cluster: field("cluster"),
+        };
+        let app = self.settings.policy.app(&target.app).ok_or_else(|| {
+            format!(
+                "app {:?} is not configured in {}: add an [[apps]] entry for it",
+                target.app,
+                self.settings.path.display()
+            )
+        })?;
+        Ok((target, app))
+    }
+
+    /// The app's provider and the instances of `target` eligible now.
+    fn eligible(
+        &self,
+        target: &simian_monkey::Target,
+        app: &simian_monkey::AppPolicy,
+    ) -> Result<(Arc<dyn simian_core::Provider>, Vec<simian_core::Instance>), String> {
+        let providers = crate::wire::providers(&self.settings).map_err(|e| e.to_string())?;
+        let provider = providers
+            .get(&app.provider)
+            .cloned()
+            .ok_or_else(|| format!("app {} names unknown provider {}", app.name, app.provider))?;
+        let instances = provider.instances().map_err(|e| e.to_string())?;
+        let eligible = simian_monkey::eligibility::eligible(app, target, &instances)
+            .into_iter()
+            .cloned()
+            .collect();
+        Ok((provider, eligible))
+    }
+}
+
+/// How many of `eligible` instances `how_many` means: a percentage is rounded up, so that 10%
+/// of 3 instances is one, never none.
+fn count_of(how_many: HowMany, eligible: usize) -> usize {
+    match how_many {
+        HowMany::Count(n) => n as usize,
+        HowMany::Percent(p) => {
+            let share = (p / 100.0 * eligible as f64).ceil();
+            if share >= 1.0 {
+                (share as usize).min(eligible)
+            } else {
+                0
+            }
+        }
+    }
 }
 
 impl Kills for EngineKills {
@@ -252,40 +317,11 @@ impl Kills for EngineKills {
         how_many: HowMany,
         dry_run: Option<bool>,
     ) -> Result<Value, String> {
-        use simian_monkey::{Decision, KillRequest, Target, eligibility};
-        let field = |k: &str| target.get(k).and_then(Value::as_str).map(str::to_string);
-        let target = Target {
-            app: field("app").unwrap_or_default(),
-            account: field("account"),
-            region: field("region"),
-            stack: field("stack"),
-            cluster: field("cluster"),
-        };
-        let Some(app) = self.settings.policy.app(&target.app) else {
-            return Err(format!(
-                "app {:?} is not configured in {}: add an [[apps]] entry for it",
-                target.app,
-                self.settings.path.display()
-            ));
-        };
+        use simian_monkey::{Decision, KillRequest};
+        let (target, app) = self.target(target)?;
         let count = match how_many {
-            HowMany::Count(n) => n,
-            HowMany::Percent(p) => {
-                let providers =
-                    crate::wire::providers(&self.settings).map_err(|e| e.to_string())?;
-                let provider = providers.get(&app.provider).ok_or_else(|| {
-                    format!("app {} names unknown provider {}", app.name, app.provider)
-                })?;
-                let instances = provider.instances().map_err(|e| e.to_string())?;
-                let eligible = eligibility::eligible(app, &target, &instances).len();
-                // Rounded up: 10% of 3 instances is one kill, never none.
-                let share = (p / 100.0 * eligible as f64).ceil();
-                if share >= 1.0 {
-                    share.min(f64::from(u32::MAX)) as u32
-                } else {
-                    0
-                }
-            }
+            HowMany::Count(n) => n as usize,
+            HowMany::Percent(_) => count_of(how_many, self.eligible(&target, app)?.1.len()),
         };
         let mut terminations = Vec::new();
         let mut refusals = Vec::new();
@@ -315,5 +351,65 @@ impl Kills for EngineKills {
             });
         }
         Ok(json!({"terminations": terminations, "refusals": refusals}))
+    }
+
+    fn pause(
+        &self,
+        target: &serde_json::Map<String, Value>,
+        how_many: HowMany,
+        duration: std::time::Duration,
+        faults: &Faults,
+    ) -> Result<Value, String> {
+        use rand::seq::SliceRandom as _;
+        let (target, app) = self.target(target)?;
+        // The guards that hold every kill hold a pause too.
+        if let Some(why) =
+            simian_monkey::kill_switch_holds(&self.settings.policy, self.store.as_ref())
+                .map_err(|e| e.to_string())?
+        {
+            return Err(format!("nothing was paused: {why}"));
+        }
+        if !app.enabled {
+            return Err(format!(
+                "nothing was paused: app {} is disabled (enabled = false)",
+                app.name
+            ));
+        }
+        let (provider, mut eligible) = self.eligible(&target, app)?;
+        if !provider.faults().contains(&simian_core::FaultKind::Pause) {
+            return Err(format!(
+                "provider {} ({}) cannot pause an instance",
+                provider.name(),
+                provider.kind()
+            ));
+        }
+        eligible.shuffle(&mut rand::rng());
+        let n = count_of(how_many, eligible.len()).min(eligible.len());
+        if n == 0 {
+            return Err(format!("no eligible instance of {} to pause", target.app));
+        }
+        let mut paused = Vec::new();
+        let mut failed = Vec::new();
+        for instance in eligible.iter().take(n) {
+            match faults.make(
+                provider.clone(),
+                instance,
+                simian_core::FaultKind::Pause,
+                None,
+                Some(duration),
+            ) {
+                Ok((lease, detail)) => paused.push(json!({
+                    "instance": instance.id.to_string(),
+                    "lease": lease.id,
+                    "until": lease.deadline,
+                    "detail": detail,
+                })),
+                Err(e) => failed.push(format!("{}: {e}", instance.id)),
+            }
+        }
+        if paused.is_empty() {
+            return Err(format!("nothing was paused: {}", failed.join("; ")));
+        }
+        Ok(json!({"paused": paused, "failed": failed}))
     }
 }

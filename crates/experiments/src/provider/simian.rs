@@ -11,6 +11,9 @@
 //! every check of `simian terminate` and recorded in its history (the config's `dry_run`
 //! holds unless `dry_run` is given).
 //!
+//! `pause` freezes `count` (or `percent` of the) eligible instances of an app for `duration`
+//! seconds (processes: SIGSTOP; containers: docker pause), leased and undone like a toxic.
+//!
 //! `toxic` adds a toxic on a proxy of a Toxiproxy-compatible server (`simian proxy`, or
 //! Toxiproxy) for `duration` seconds, or until the run ends; `remove_toxic` takes one away.
 //! Every toxic is leased (see [`crate::faults`]): it is gone at its deadline even if the
@@ -38,8 +41,8 @@ pub enum HowMany {
     Percent(f64),
 }
 
-/// Kills through Simian's engine, with its checks and records: the CLI provides it from the
-/// configuration.
+/// Kills and pauses through Simian's engine and providers, with their checks and records: the
+/// CLI provides it from the configuration.
 pub trait Kills: Send + Sync {
     /// Kills `how_many` eligible instances of `target` (`app`, and optionally `account`,
     /// `region`, `stack`, `cluster`), one by one, each through every check; the decisions.
@@ -49,6 +52,16 @@ pub trait Kills: Send + Sync {
         target: &Map<String, Value>,
         how_many: HowMany,
         dry_run: Option<bool>,
+    ) -> Result<Value, String>;
+
+    /// Pauses `how_many` eligible instances of `target` for `duration` (leased in `faults`);
+    /// what was paused. `Err` when nothing could be.
+    fn pause(
+        &self,
+        target: &Map<String, Value>,
+        how_many: HowMany,
+        duration: Duration,
+        faults: &crate::faults::Faults,
     ) -> Result<Value, String>;
 }
 
@@ -82,6 +95,9 @@ pub fn validate(provider: &Value, activity: &str) -> Result<(), Invalid> {
         "terminate" => &[
             "app", "account", "region", "stack", "cluster", "count", "percent", "dry_run",
         ],
+        "pause" => &[
+            "app", "account", "region", "stack", "cluster", "count", "percent", "duration",
+        ],
         "toxic" => &[
             "api",
             "proxy",
@@ -95,12 +111,12 @@ pub fn validate(provider: &Value, activity: &str) -> Result<(), Invalid> {
         "remove_toxic" => &["api", "proxy", "name"],
         "" => {
             return Err(Invalid::new(format!(
-                "activity '{activity}': the simian provider needs an action (terminate, toxic or remove_toxic)"
+                "activity '{activity}': the simian provider needs an action (terminate, pause, toxic or remove_toxic)"
             )));
         }
         other => {
             return Err(Invalid::new(format!(
-                "activity '{activity}': the simian provider has no action {other:?} in this version: it has terminate, toxic and remove_toxic"
+                "activity '{activity}': the simian provider has no action {other:?} in this version: it has terminate, pause, toxic and remove_toxic"
             )));
         }
     };
@@ -116,8 +132,8 @@ pub fn validate(provider: &Value, activity: &str) -> Result<(), Invalid> {
         args.get(key)
             .is_some_and(|v| v.as_str().is_some_and(|s| !s.is_empty()))
     };
-    if action == "terminate" {
-        return terminate_arguments(&args, activity);
+    if action == "terminate" || action == "pause" {
+        return fleet_arguments(&args, action, activity);
     }
     if !text("proxy") {
         return Err(Invalid::new(format!(
@@ -194,8 +210,8 @@ pub fn toxic(name: &str, ty: &str, stream: &str, toxicity: &Value, attributes: &
 
 /// Runs a `simian` action.
 pub fn run(activity: &Value, provider: &Value, cx: &Context<'_>) -> Result<Value, Failure> {
-    if provider.get("action").and_then(Value::as_str) == Some("terminate") {
-        return terminate(provider, cx);
+    if let Some(action @ ("terminate" | "pause")) = provider.get("action").and_then(Value::as_str) {
+        return fleet(action, provider, cx);
     }
     let Some(faults) = cx.faults else {
         return Err(Failure::Failed(
@@ -240,17 +256,29 @@ pub fn run(activity: &Value, provider: &Value, cx: &Context<'_>) -> Result<Value
     }
 }
 
-fn terminate_arguments(args: &Map<String, Value>, activity: &str) -> Result<(), Invalid> {
+fn fleet_arguments(args: &Map<String, Value>, action: &str, activity: &str) -> Result<(), Invalid> {
     let bad = |what: &str| Err(Invalid::new(format!("activity '{activity}': {what}")));
+    if action == "pause"
+        && !args
+            .get("duration")
+            .and_then(Value::as_f64)
+            .is_some_and(|d| d > 0.0 && d <= UNTIL_THE_END_SECS)
+    {
+        return bad("simian pause needs duration, a number of seconds above 0 and at most 3600");
+    }
     if args
         .get("app")
         .and_then(Value::as_str)
         .is_none_or(str::is_empty)
     {
-        return bad("simian terminate needs app (a configured app's name)");
+        return bad(&format!(
+            "simian {action} needs app (a configured app's name)"
+        ));
     }
     match (args.get("count"), args.get("percent")) {
-        (Some(_), Some(_)) => return bad("simian terminate takes count or percent, not both"),
+        (Some(_), Some(_)) => {
+            return bad(&format!("simian {action} takes count or percent, not both"));
+        }
         (Some(c), None) if !c.as_u64().is_some_and(|c| (1..=10_000).contains(&c)) => {
             return bad("count must be a whole number from 1 to 10000");
         }
@@ -265,12 +293,11 @@ fn terminate_arguments(args: &Map<String, Value>, activity: &str) -> Result<(), 
     Ok(())
 }
 
-fn terminate(provider: &Value, cx: &Context<'_>) -> Result<Value, Failure> {
-    let Some(kills) = cx.kills else {
-        return Err(Failure::Failed(
-            "simian terminate needs Simian's configuration: run with a simian.toml (--config FILE)"
-                .into(),
-        ));
+fn fleet(action: &str, provider: &Value, cx: &Context<'_>) -> Result<Value, Failure> {
+    let (Some(kills), Some(faults)) = (cx.kills, cx.faults) else {
+        return Err(Failure::Failed(format!(
+            "simian {action} needs Simian's configuration: run with a simian.toml (--config FILE)"
+        )));
     };
     let args = match cx
         .scope
@@ -297,11 +324,16 @@ fn terminate(provider: &Value, cx: &Context<'_>) -> Result<Value, Failure> {
         })
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
-    kills
-        .terminate(
+    let result = if action == "pause" {
+        let seconds = args.get("duration").and_then(Value::as_f64).unwrap_or(1.0);
+        let duration = Duration::from_secs_f64(seconds.clamp(0.001, UNTIL_THE_END_SECS));
+        kills.pause(&target, how_many, duration, faults)
+    } else {
+        kills.terminate(
             &target,
             how_many,
             args.get("dry_run").and_then(Value::as_bool),
         )
-        .map_err(Failure::Failed)
+    };
+    result.map_err(Failure::Failed)
 }
