@@ -417,3 +417,82 @@ fn simian_pause_freezes_an_instance_for_the_method_and_the_run_resumes_it() {
     let _ = victim.kill();
     let _ = victim.wait();
 }
+
+#[test]
+fn simian_gorilla_runs_the_same_drill_as_the_command_and_kong_needs_its_confirmation() {
+    let s = Sandbox::new();
+    let run = format!(
+        "gorilla-{}-{}",
+        std::process::id(),
+        jiff::Timestamp::now().as_nanosecond()
+    );
+    s.write(
+        "simian.toml",
+        &format!(
+            "[monkey]\ndry_run = false\n[store]\nurl = \"sqlite://simian.db\"\n\
+             [providers.local]\nkind = \"process\"\ngrace_period = \"2s\"\nselector = {{ run = \"{run}\" }}\n\
+             [[apps]]\nname = \"web\"\nprovider = \"local\"\nmean_time_between_kills = 1\n"
+        ),
+    );
+    let mut fleet: Vec<(std::process::Child, &str)> = ["z1", "z1", "z2", "z2"]
+        .into_iter()
+        .map(|zone| {
+            let child = std::process::Command::new("sleep")
+                .arg("600")
+                .env("SIMIAN_APP", "web")
+                .env("SIMIAN_ZONE", zone)
+                .env("SIMIAN_LABEL_RUN", &run)
+                .spawn()
+                .unwrap();
+            (child, zone)
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(200));
+    let experiment = json!({
+        "title": "zone z1 goes dark", "description": "a paused zone, through the experiment",
+        "method": [
+            {"type": "action", "name": "rehearse", "provider": {"type": "simian", "action": "gorilla",
+              "arguments": {"zone": "z1", "mode": "pause", "duration": 1, "dry_run": true}}},
+            {"type": "action", "name": "dark", "provider": {"type": "simian", "action": "gorilla",
+              "arguments": {"zone": "z1", "mode": "pause", "duration": 1}}}
+        ]
+    });
+    s.write("gorilla.json", &experiment.to_string());
+    let out = s.run(&["run", "gorilla.json"]);
+    let journal: Value =
+        serde_json::from_str(&std::fs::read_to_string(s.path().join("journal.json")).unwrap())
+            .unwrap();
+    assert_eq!(out.code(), 0, "{}\n{:#}", out.stderr(), journal["run"]);
+    let rehearsal = &journal["run"][0]["output"];
+    assert_eq!(rehearsal["drill"]["dry_run"], true, "{rehearsal:#}");
+    let dark = &journal["run"][1]["output"];
+    assert_eq!(dark["drill"]["ending"], "completed", "{dark:#}");
+    assert_eq!(
+        dark["acted"].as_array().unwrap().len(),
+        2,
+        "both z1 instances were paused: {dark:#}"
+    );
+    assert!(
+        journal["run"][1]["duration"].as_f64().unwrap() >= 1.0,
+        "the action lasts as long as the drill"
+    );
+    // Every instance is running again, z1's resumed by the drill's own undo.
+    for (child, zone) in &fleet {
+        assert_eq!(state(child.id()), "S", "{zone}");
+    }
+    // The drills are on record, as `simian outages` lists them.
+    let outages = s.run(&["outages", "--json"]);
+    assert_eq!(outages.code(), 0, "{}", outages.stderr());
+    assert!(outages.stdout().contains("gorilla"), "{}", outages.stdout());
+    // Kong without its confirmation is refused before anything runs.
+    let kong = json!({"title": "t", "description": "d", "method": [{"type": "action", "name": "k",
+        "provider": {"type": "simian", "action": "kong", "arguments": {"region": "local"}}}]});
+    s.write("kong.json", &kong.to_string());
+    let refused = s.run(&["validate", "kong.json"]);
+    assert_eq!(refused.code(), 2);
+    assert!(refused.stderr().contains("confirm"), "{}", refused.stderr());
+    for (child, _) in &mut fleet {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+}

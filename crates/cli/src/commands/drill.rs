@@ -44,7 +44,28 @@ pub fn kong(g: &Global, a: KongArgs) -> anyhow::Result<u8> {
     run(g, DrillKind::Kong, a.region, a.options)
 }
 
-fn run(g: &Global, kind: DrillKind, target: String, o: DrillOptions) -> anyhow::Result<u8> {
+/// How a drill ended, whoever asked for it (`simian gorilla`, or an experiment's action).
+pub(crate) enum Outcome {
+    /// A guard refused it (before anything was touched, unless a plan is given).
+    Refused(Refused, Option<Plan>),
+    /// A dry run: planned and recorded, nothing touched.
+    DryRun(Drill, Plan),
+    /// It ran its course, or was aborted or stopped.
+    Finished(Box<Finished>),
+}
+
+/// Checks a drill's options (the same for the command line and an experiment), reads the
+/// config, plans the drill and runs it; `on_plan` hears the plan (and whether it is a dry run)
+/// before anything is touched, `progress` each step; `stop` ends it early.
+pub(crate) fn drill(
+    g: &Global,
+    kind: DrillKind,
+    target: String,
+    o: DrillOptions,
+    stop: &AtomicBool,
+    on_plan: &dyn Fn(&Plan, bool) -> anyhow::Result<()>,
+    progress: &(dyn Fn(&str) + Sync),
+) -> anyhow::Result<Outcome> {
     let mode = match o.mode {
         ModeArg::Terminate => DrillMode::Terminate,
         ModeArg::Pause => DrillMode::Pause,
@@ -102,28 +123,25 @@ fn run(g: &Global, kind: DrillKind, target: String, o: DrillOptions) -> anyhow::
     };
     let prepared = match drills.prepare(request)? {
         Ok(p) => p,
-        Err(r) => return refused(g, &r, None),
+        Err(r) => return Ok(Outcome::Refused(r, None)),
     };
-    if !g.json {
-        print_plan(&prepared.plan, prepared.dry_run)?;
-    }
+    on_plan(&prepared.plan, prepared.dry_run)?;
     if prepared.dry_run {
         let drill = drills.record_dry_run(&prepared)?;
-        if g.json {
-            super::print_json(&serde_json::json!({"drill": drill, "plan": prepared.plan}))?;
-        } else {
-            outln!(
-                "dry run: drill {} recorded with its plan; nothing was touched (--no-dry-run, or dry_run = false in [monkey], to act)",
-                drill.id
-            )?;
-        }
-        return Ok(super::OK);
+        return Ok(Outcome::DryRun(drill, prepared.plan));
     }
     let plan = prepared.plan.clone();
     let probes: Vec<Box<dyn Probe>> = probe_urls
         .iter()
         .map(|u| Box::new(HttpProbe::new(u, settings.drills.probe_timeout)) as Box<dyn Probe>)
         .collect();
+    Ok(match drills.execute(prepared, &probes, stop, progress)? {
+        Ok(f) => Outcome::Finished(Box::new(f)),
+        Err(r) => Outcome::Refused(r, Some(plan)),
+    })
+}
+
+fn run(g: &Global, kind: DrillKind, target: String, o: DrillOptions) -> anyhow::Result<u8> {
     let stop = Arc::new(AtomicBool::new(false));
     for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         signal_hook::flag::register(signal, Arc::clone(&stop))?;
@@ -134,9 +152,27 @@ fn run(g: &Global, kind: DrillKind, target: String, o: DrillOptions) -> anyhow::
             eprintln!("{}", safe(line));
         }
     };
-    let finished = match drills.execute(prepared, &probes, &stop, &progress)? {
-        Ok(f) => f,
-        Err(r) => return refused(g, &r, Some(&plan)),
+    let on_plan = |plan: &Plan, dry_run: bool| {
+        if quiet {
+            Ok(())
+        } else {
+            print_plan(plan, dry_run)
+        }
+    };
+    let finished = match drill(g, kind, target, o, &stop, &on_plan, &progress)? {
+        Outcome::Refused(r, plan) => return refused(g, &r, plan.as_ref()),
+        Outcome::DryRun(drill, plan) => {
+            if g.json {
+                super::print_json(&serde_json::json!({"drill": drill, "plan": plan}))?;
+            } else {
+                outln!(
+                    "dry run: drill {} recorded with its plan; nothing was touched (--no-dry-run, or dry_run = false in [monkey], to act)",
+                    drill.id
+                )?;
+            }
+            return Ok(super::OK);
+        }
+        Outcome::Finished(f) => f,
     };
     let code = match finished.drill.ending {
         Some(DrillEnding::Completed) => super::OK,

@@ -48,6 +48,7 @@ pub fn run(g: &Global, a: RunArgs) -> anyhow::Result<u8> {
         let guardian = Arc::new(crate::guardian::ProcessGuardian::new(&settings.path));
         let engine = crate::wire::engine(&settings, Arc::new(simian_core::SystemClock))?;
         let kills: Arc<dyn Kills> = Arc::new(EngineKills {
+            global: g.clone(),
             settings,
             engine,
             store: store.clone(),
@@ -245,6 +246,7 @@ impl Observer for Progress {
 
 /// `simian terminate` (and a pause), as experiment actions: the same engine, checks and records.
 struct EngineKills {
+    global: Global,
     settings: simian_config::Settings,
     engine: Arc<simian_monkey::Engine>,
     store: Arc<dyn simian_core::Store>,
@@ -411,5 +413,96 @@ impl Kills for EngineKills {
             return Err(format!("nothing was paused: {}", failed.join("; ")));
         }
         Ok(json!({"paused": paused, "failed": failed}))
+    }
+
+    fn drill(
+        &self,
+        kind: &str,
+        args: &serde_json::Map<String, Value>,
+        interrupt: &Interrupt,
+    ) -> Result<Value, String> {
+        use super::drill::Outcome;
+        use crate::args::{DrillOptions, ModeArg};
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let strings = |k: &str| -> Vec<String> {
+            args.get(k)
+                .and_then(Value::as_array)
+                .map(|l| {
+                    l.iter()
+                        .filter_map(Value::as_str)
+                        .map(str::to_string)
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        let dry_run = args.get("dry_run").and_then(Value::as_bool);
+        let options = DrillOptions {
+            apps: strings("apps"),
+            mode: match args.get("mode").and_then(Value::as_str) {
+                Some("pause") => ModeArg::Pause,
+                Some("isolate") => ModeArg::Isolate,
+                _ => ModeArg::Terminate,
+            },
+            duration: args
+                .get("duration")
+                .and_then(Value::as_f64)
+                .map(|d| std::time::Duration::from_secs_f64(d.clamp(0.0, 3600.0))),
+            probes: strings("probes"),
+            abort_below: args.get("abort_below").and_then(Value::as_f64),
+            dry_run: dry_run == Some(true),
+            no_dry_run: dry_run == Some(false),
+        };
+        let (kind, target) = if kind == "kong" {
+            (simian_core::DrillKind::Kong, args.get("region"))
+        } else {
+            (simian_core::DrillKind::Gorilla, args.get("zone"))
+        };
+        let target = target
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
+        // The run's interrupt (a stop condition, a signal) ends the drill early, undone.
+        let stop = AtomicBool::new(false);
+        let done = AtomicBool::new(false);
+        let outcome = std::thread::scope(|scope| {
+            scope.spawn(|| {
+                while !done.load(Ordering::SeqCst) {
+                    if !interrupt.sleep(std::time::Duration::from_millis(50)) {
+                        stop.store(true, Ordering::SeqCst);
+                        return;
+                    }
+                }
+            });
+            let on_plan = |_: &simian_drills::Plan, _: bool| Ok(());
+            let progress = |line: &str| tracing::info!("{line}");
+            let outcome = super::drill::drill(
+                &self.global,
+                kind,
+                target,
+                options,
+                &stop,
+                &on_plan,
+                &progress,
+            );
+            done.store(true, Ordering::SeqCst);
+            outcome
+        })
+        .map_err(|e| format!("{e:#}"))?;
+        match outcome {
+            Outcome::Refused(r, _) => Err(format!("refused by {}: {}", r.check, r.reason)),
+            Outcome::DryRun(drill, plan) => Ok(json!({"drill": drill, "plan": plan})),
+            Outcome::Finished(f) => {
+                let value = serde_json::to_value(&f).map_err(|e| e.to_string())?;
+                match f.drill.ending {
+                    Some(simian_core::DrillEnding::Completed) => Ok(value),
+                    ending => Err(format!(
+                        "drill {} {}: {}",
+                        f.drill.id,
+                        ending.map_or("running", simian_core::DrillEnding::as_str),
+                        f.drill.detail.as_deref().unwrap_or_default()
+                    )),
+                }
+            }
+        }
     }
 }

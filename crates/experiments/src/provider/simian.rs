@@ -14,6 +14,10 @@
 //! `pause` freezes `count` (or `percent` of the) eligible instances of an app for `duration`
 //! seconds (processes: SIGSTOP; containers: docker pause), leased and undone like a toxic.
 //!
+//! `gorilla` and `kong` run a Chaos Gorilla or Chaos Kong drill, exactly as `simian gorilla
+//! ZONE` and `simian kong REGION --confirm REGION` do (same plan, guards, probes, records and
+//! leases); the action lasts as long as the drill, and a stopped run ends the drill early.
+//!
 //! `toxic` adds a toxic on a proxy of a Toxiproxy-compatible server (`simian proxy`, or
 //! Toxiproxy) for `duration` seconds, or until the run ends; `remove_toxic` takes one away.
 //! Every toxic is leased (see [`crate::faults`]): it is gone at its deadline even if the
@@ -63,6 +67,16 @@ pub trait Kills: Send + Sync {
         duration: Duration,
         faults: &crate::faults::Faults,
     ) -> Result<Value, String>;
+
+    /// Runs a `gorilla` or `kong` drill with these (validated) arguments until it ends, or
+    /// until `interrupt` trips; the drill's report. `Err` when it was refused, aborted or
+    /// failed.
+    fn drill(
+        &self,
+        kind: &str,
+        arguments: &Map<String, Value>,
+        interrupt: &crate::interrupt::Interrupt,
+    ) -> Result<Value, String>;
 }
 
 /// The toxic types a Toxiproxy-compatible server knows.
@@ -98,6 +112,25 @@ pub fn validate(provider: &Value, activity: &str) -> Result<(), Invalid> {
         "pause" => &[
             "app", "account", "region", "stack", "cluster", "count", "percent", "duration",
         ],
+        "gorilla" => &[
+            "zone",
+            "mode",
+            "duration",
+            "apps",
+            "probes",
+            "abort_below",
+            "dry_run",
+        ],
+        "kong" => &[
+            "region",
+            "confirm",
+            "mode",
+            "duration",
+            "apps",
+            "probes",
+            "abort_below",
+            "dry_run",
+        ],
         "toxic" => &[
             "api",
             "proxy",
@@ -111,12 +144,12 @@ pub fn validate(provider: &Value, activity: &str) -> Result<(), Invalid> {
         "remove_toxic" => &["api", "proxy", "name"],
         "" => {
             return Err(Invalid::new(format!(
-                "activity '{activity}': the simian provider needs an action (terminate, pause, toxic or remove_toxic)"
+                "activity '{activity}': the simian provider needs an action (terminate, pause, gorilla, kong, toxic or remove_toxic)"
             )));
         }
         other => {
             return Err(Invalid::new(format!(
-                "activity '{activity}': the simian provider has no action {other:?} in this version: it has terminate, pause, toxic and remove_toxic"
+                "activity '{activity}': the simian provider has no action {other:?} in this version: it has terminate, pause, gorilla, kong, toxic and remove_toxic"
             )));
         }
     };
@@ -134,6 +167,9 @@ pub fn validate(provider: &Value, activity: &str) -> Result<(), Invalid> {
     };
     if action == "terminate" || action == "pause" {
         return fleet_arguments(&args, action, activity);
+    }
+    if action == "gorilla" || action == "kong" {
+        return drill_arguments(&args, action, activity);
     }
     if !text("proxy") {
         return Err(Invalid::new(format!(
@@ -210,7 +246,9 @@ pub fn toxic(name: &str, ty: &str, stream: &str, toxicity: &Value, attributes: &
 
 /// Runs a `simian` action.
 pub fn run(activity: &Value, provider: &Value, cx: &Context<'_>) -> Result<Value, Failure> {
-    if let Some(action @ ("terminate" | "pause")) = provider.get("action").and_then(Value::as_str) {
+    if let Some(action @ ("terminate" | "pause" | "gorilla" | "kong")) =
+        provider.get("action").and_then(Value::as_str)
+    {
         return fleet(action, provider, cx);
     }
     let Some(faults) = cx.faults else {
@@ -324,6 +362,11 @@ fn fleet(action: &str, provider: &Value, cx: &Context<'_>) -> Result<Value, Fail
         })
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
+    if action == "gorilla" || action == "kong" {
+        return kills
+            .drill(action, &args, cx.interrupt)
+            .map_err(Failure::Failed);
+    }
     let result = if action == "pause" {
         let seconds = args.get("duration").and_then(Value::as_f64).unwrap_or(1.0);
         let duration = Duration::from_secs_f64(seconds.clamp(0.001, UNTIL_THE_END_SECS));
@@ -336,4 +379,65 @@ fn fleet(action: &str, provider: &Value, cx: &Context<'_>) -> Result<Value, Fail
         )
     };
     result.map_err(Failure::Failed)
+}
+
+fn drill_arguments(args: &Map<String, Value>, action: &str, activity: &str) -> Result<(), Invalid> {
+    let bad = |what: String| Err(Invalid::new(format!("activity '{activity}': {what}")));
+    let scope = if action == "gorilla" {
+        "zone"
+    } else {
+        "region"
+    };
+    let Some(target) = args
+        .get(scope)
+        .and_then(Value::as_str)
+        .filter(|t| !t.is_empty())
+    else {
+        return bad(format!(
+            "simian {action} needs {scope} (the {scope} that goes dark)"
+        ));
+    };
+    if action == "kong" && args.get("confirm").and_then(Value::as_str) != Some(target) {
+        return bad(format!(
+            "Chaos Kong takes a whole region down: repeat its name as confirm (\"confirm\": {target:?})"
+        ));
+    }
+    let mode = args
+        .get("mode")
+        .and_then(Value::as_str)
+        .unwrap_or("terminate");
+    if !matches!(mode, "terminate" | "pause" | "isolate") {
+        return bad(format!("mode {mode:?} is terminate, pause or isolate"));
+    }
+    match args.get("duration") {
+        None if mode != "terminate" => {
+            return bad(format!(
+                "mode {mode} needs duration (seconds the {scope} stays dark)"
+            ));
+        }
+        Some(d)
+            if !d
+                .as_f64()
+                .is_some_and(|d| d > 0.0 && d <= UNTIL_THE_END_SECS) =>
+        {
+            return bad("duration must be a number of seconds above 0 and at most 3600".into());
+        }
+        _ => {}
+    }
+    for list in ["apps", "probes"] {
+        if let Some(v) = args.get(list)
+            && !v.as_array().is_some_and(|l| l.iter().all(Value::is_string))
+        {
+            return bad(format!("{list} must be a list of strings"));
+        }
+    }
+    if let Some(p) = args.get("abort_below")
+        && !p.as_f64().is_some_and(|p| (0.0..=100.0).contains(&p))
+    {
+        return bad("abort_below must be a percentage from 0 to 100".into());
+    }
+    if args.get("dry_run").is_some_and(|d| !d.is_boolean()) {
+        return bad("dry_run must be true or false".into());
+    }
+    Ok(())
 }
