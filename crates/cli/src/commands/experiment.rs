@@ -415,6 +415,24 @@ impl Kills for EngineKills {
         Ok(json!({"paused": paused, "failed": failed}))
     }
 
+    fn kubernetes(&self) -> Result<Arc<simian_providers::KubernetesProvider>, String> {
+        let configured = self
+            .settings
+            .providers
+            .iter()
+            .find_map(|(name, p)| match p {
+                simian_config::ProviderSettings::Kubernetes(c) => Some((name.clone(), c.clone())),
+                _ => None,
+            });
+        let (name, config) = configured.unwrap_or_else(|| {
+            (
+                "chaosk8s".to_string(),
+                simian_providers::kubernetes::KubernetesConfig::default(),
+            )
+        });
+        simian_providers::KubernetesProvider::new(name, config).map(Arc::new)
+    }
+
     fn drill(
         &self,
         kind: &str,

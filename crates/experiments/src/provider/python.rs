@@ -1,7 +1,9 @@
 //! The `python` provider: Simian runs no Python. The functions of the Toxiproxy extension
 //! (`chaostoxi`) run natively, with the extension's arguments and return values (their toxics
-//! leased like every Simian fault); any other function is refused by `validate`, which says
-//! which module and function would have been called.
+//! leased like every Simian fault), and so does the Kubernetes extension's
+//! `chaosk8s.pod.actions.terminate_pods` (through Simian's Kubernetes provider); any other
+//! function is refused by `validate`, which says which module and function would have been
+//! called.
 
 use serde_json::{Map, Value, json};
 
@@ -20,6 +22,7 @@ struct Native {
 
 const TOXIC: &str = "chaostoxi.toxic.actions";
 const PROXY: &str = "chaostoxi.proxy.actions";
+const PODS: &str = "chaosk8s.pod.actions";
 
 const NATIVE: &[Native] = &[
     Native {
@@ -112,6 +115,22 @@ const NATIVE: &[Native] = &[
         required: &[],
         optional: &[],
     },
+    Native {
+        module: PODS,
+        func: "terminate_pods",
+        required: &[],
+        optional: &[
+            "label_selector",
+            "name_pattern",
+            "all",
+            "rand",
+            "mode",
+            "qty",
+            "grace_period",
+            "ns",
+            "order",
+        ],
+    },
 ];
 
 fn native(provider: &Value) -> Option<&'static Native> {
@@ -120,9 +139,10 @@ fn native(provider: &Value) -> Option<&'static Native> {
     NATIVE.iter().find(|n| n.module == module && n.func == func)
 }
 
-/// True when `provider` is a Python function Simian runs natively and that makes a toxic.
+/// True when `provider` is a Python function Simian runs natively that needs its
+/// configuration (a toxic, leased in its store; pods, through its Kubernetes provider).
 pub fn makes_faults(provider: &Value) -> bool {
-    native(provider).is_some_and(|n| n.module == TOXIC)
+    native(provider).is_some_and(|n| n.module == TOXIC || n.module == PODS)
 }
 
 /// Accepts a natively run function with the arguments its signature takes; refuses any other
@@ -156,6 +176,29 @@ pub fn validate(provider: &Value, activity: &str) -> Result<(), Invalid> {
             )));
         }
     }
+    if n.module == PODS {
+        let choice = |key: &str, allowed: &[&str]| match args.get(key).and_then(Value::as_str) {
+            Some(v) if !allowed.contains(&v) => Err(Invalid::new(format!(
+                "activity '{activity}': terminate_pods {key} {v:?} is one of {}",
+                allowed.join(", ")
+            ))),
+            _ => Ok(()),
+        };
+        choice("mode", &["fixed", "percentage"])?;
+        choice("order", &["alphabetic", "oldest"])?;
+        if let Some(p) = args.get("name_pattern").and_then(Value::as_str)
+            && regex::Regex::new(p).is_err()
+        {
+            return Err(Invalid::new(format!(
+                "activity '{activity}': terminate_pods name_pattern {p:?} is not a valid regular expression"
+            )));
+        }
+        if args.get("qty").is_some_and(|q| q.as_u64().is_none()) {
+            return Err(Invalid::new(format!(
+                "activity '{activity}': terminate_pods qty must be a whole number, 0 or more"
+            )));
+        }
+    }
     Ok(())
 }
 
@@ -171,6 +214,9 @@ pub fn run(provider: &Value, cx: &Context<'_>) -> Result<Value, Failure> {
         Value::Object(m) => m,
         _ => Map::new(),
     };
+    if n.module == PODS {
+        return terminate_pods(&args, cx);
+    }
     let api = simian::api(&Value::Null, cx.scope);
     let s = |k: &str| args.get(k).map(to_str).unwrap_or_default();
     if n.module == TOXIC {
@@ -315,5 +361,128 @@ pub fn run(provider: &Value, cx: &Context<'_>) -> Result<Value, Failure> {
             let (status, _) = call("POST", "/reset".into(), None)?;
             Ok(json!((200..300).contains(&status)))
         }
+    }
+}
+
+/// What `terminate_pods` chooses, as the extension does: the pods whose name `name_pattern`
+/// matches (a search), ordered by name or oldest first, then every one (`all`), or `qty` of
+/// them (`mode: percentage`: `qty` percent, rounded up), the first ones or (`rand`) a random
+/// sample.
+pub fn select_pods(
+    mut pods: Vec<(String, i64)>,
+    args: &Map<String, Value>,
+    rng: &mut impl rand::Rng,
+) -> Result<Vec<String>, String> {
+    if let Some(p) = args
+        .get("name_pattern")
+        .and_then(Value::as_str)
+        .filter(|p| !p.is_empty())
+    {
+        let rx = regex::Regex::new(p).map_err(|e| format!("name_pattern {p:?}: {e}"))?;
+        pods.retain(|(name, _)| rx.is_match(name));
+    }
+    match args
+        .get("order")
+        .and_then(Value::as_str)
+        .unwrap_or("alphabetic")
+    {
+        "oldest" => pods.sort_by(|a, b| a.1.cmp(&b.1).then_with(|| a.0.cmp(&b.0))),
+        _ => pods.sort_by(|a, b| a.0.cmp(&b.0)),
+    }
+    let mut names: Vec<String> = pods.into_iter().map(|(n, _)| n).collect();
+    if args.get("all").is_some_and(truthy) {
+        return Ok(names);
+    }
+    let qty =
+        usize::try_from(args.get("qty").and_then(Value::as_u64).unwrap_or(1)).unwrap_or(usize::MAX);
+    let qty = match args.get("mode").and_then(Value::as_str).unwrap_or("fixed") {
+        "percentage" => qty.saturating_mul(names.len()).div_ceil(100),
+        _ => qty,
+    }
+    .min(names.len());
+    if args.get("rand").is_some_and(truthy) {
+        use rand::seq::SliceRandom as _;
+        names.shuffle(rng);
+    }
+    names.truncate(qty);
+    Ok(names)
+}
+
+fn terminate_pods(args: &Map<String, Value>, cx: &Context<'_>) -> Result<Value, Failure> {
+    let Some(kills) = cx.kills else {
+        return Err(Failure::Failed(
+            "chaosk8s terminate_pods runs through Simian's Kubernetes provider: run with a simian.toml (--config FILE)".into(),
+        ));
+    };
+    let k8s = kills.kubernetes().map_err(Failure::Failed)?;
+    let ns = args
+        .get("ns")
+        .map(to_str)
+        .unwrap_or_else(|| "default".into());
+    let selector = args
+        .get("label_selector")
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty());
+    let pods = k8s.namespace_pods(&ns, selector).map_err(Failure::Failed)?;
+    let chosen = select_pods(pods, args, &mut rand::rng()).map_err(Failure::Failed)?;
+    let grace = args
+        .get("grace_period")
+        .and_then(Value::as_i64)
+        .filter(|g| *g >= 0)
+        .map(|g| u32::try_from(g).unwrap_or(u32::MAX));
+    let mut deleted = Vec::new();
+    for name in chosen {
+        if k8s
+            .delete_namespace_pod(&ns, &name, grace)
+            .map_err(Failure::Failed)?
+        {
+            deleted.push(Value::String(name));
+        }
+    }
+    Ok(Value::Array(deleted))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::SeedableRng as _;
+
+    fn pods() -> Vec<(String, i64)> {
+        vec![
+            ("web-c".into(), 10),
+            ("web-a".into(), 30),
+            ("db-0".into(), 5),
+            ("web-b".into(), 20),
+        ]
+    }
+
+    fn select(args: Value) -> Vec<String> {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+        let args = args.as_object().cloned().unwrap_or_default();
+        select_pods(pods(), &args, &mut rng).unwrap_or_default()
+    }
+
+    #[test]
+    fn terminate_pods_chooses_as_the_extension_does() {
+        assert_eq!(select(json!({})), ["db-0"]);
+        assert_eq!(
+            select(json!({"name_pattern": "^web", "qty": 2})),
+            ["web-a", "web-b"]
+        );
+        assert_eq!(
+            select(json!({"name_pattern": "web", "order": "oldest", "qty": 2})),
+            ["web-c", "web-b"]
+        );
+        assert_eq!(select(json!({"all": true})).len(), 4);
+        // 30% of 4 pods, rounded up: 2.
+        assert_eq!(select(json!({"mode": "percentage", "qty": 30})).len(), 2);
+        assert_eq!(
+            select(json!({"qty": 99})).len(),
+            4,
+            "capped at what there is"
+        );
+        let random = select(json!({"name_pattern": "web", "rand": true, "qty": 2}));
+        assert_eq!(random.len(), 2);
+        assert!(random.iter().all(|n| n.starts_with("web")));
     }
 }

@@ -68,6 +68,10 @@ pub trait Kills: Send + Sync {
         faults: &crate::faults::Faults,
     ) -> Result<Value, String>;
 
+    /// The Kubernetes provider that natively run `chaosk8s` functions act through: the first
+    /// one configured, else one from `$KUBECONFIG` (or the in-cluster service account).
+    fn kubernetes(&self) -> Result<std::sync::Arc<simian_providers::KubernetesProvider>, String>;
+
     /// Runs a `gorilla` or `kong` drill with these (validated) arguments until it ends, or
     /// until `interrupt` trips; the drill's report. `Err` when it was refused, aborted or
     /// failed.

@@ -176,6 +176,66 @@ impl KubernetesProvider {
     }
 
     /// The connection, made on first use.
+    /// The pods of `namespace` that the label `selector` matches (every pod without one),
+    /// with their creation time in seconds: what an experiment's `chaosk8s` terminate_pods
+    /// chooses from. Simian's own pod is never among them.
+    pub fn namespace_pods(
+        &self,
+        namespace: &str,
+        selector: Option<&str>,
+    ) -> Result<Vec<(String, i64)>, String> {
+        // Matched here too, not only by the server: the same selector grammar as the
+        // provider's own `selector`, and a server that ignored it cannot widen the choice.
+        let wanted = selector
+            .map(selector::Selector::parse)
+            .transpose()
+            .map_err(|e| format!("label_selector {:?}: {e}", selector.unwrap_or_default()))?;
+        let c = self.connection()?;
+        let pods: Vec<Pod> = self.list_all(&c.client, Some(namespace), selector, &c.server)?;
+        Ok(pods
+            .into_iter()
+            .filter(|p| {
+                wanted
+                    .as_ref()
+                    .is_none_or(|w| w.matches(&p.metadata.labels.clone().unwrap_or_default()))
+            })
+            .filter_map(|p| {
+                let name = p.metadata.name?;
+                let created = p.metadata.creation_timestamp.map_or(0, |t| t.0.as_second());
+                Some((name, created))
+            })
+            .filter(|(name, _)| {
+                self.own_pod.as_ref() != Some(&(namespace.to_string(), name.clone()))
+            })
+            .collect())
+    }
+
+    /// Deletes pod `name` of `namespace` (with `grace` seconds, else the pod's own), as
+    /// `chaosk8s` terminate_pods does; false when it was already gone. Never Simian's own pod.
+    pub fn delete_namespace_pod(
+        &self,
+        namespace: &str,
+        name: &str,
+        grace: Option<u32>,
+    ) -> Result<bool, String> {
+        if self.own_pod.as_ref() == Some(&(namespace.to_string(), name.to_string())) {
+            return Err(format!(
+                "refusing to delete {namespace}/{name}: it is Simian's own pod"
+            ));
+        }
+        let c = self.connection()?;
+        let pods: Api<Pod> = Api::namespaced(c.client.clone(), namespace);
+        let mut params = DeleteParams::default();
+        if let Some(g) = grace {
+            params = params.grace_period(g);
+        }
+        match self.api.call(pods.delete(name, &params)) {
+            Ok(_) => Ok(true),
+            Err(e) if status_code(&e) == Some(404) => Ok(false),
+            Err(e) => Err(api_error(&e, &c.server, "delete", "pods", Some(namespace))),
+        }
+    }
+
     fn connection(&self) -> Result<Connection, String> {
         self.api.connection(|api| api.run(connect(&self.config)))
     }
