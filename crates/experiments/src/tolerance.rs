@@ -109,8 +109,8 @@ pub trait ProbeRunner {
     fn run_probe(&self, probe: &Value) -> Result<Value, String>;
 }
 
-/// Whether `output` is within `tolerance`. `Err` when the probe form could not even be
-/// given its value (its provider has no `arguments` mapping): the reference stops there.
+/// Whether `output` is within `tolerance`. A probe form whose provider has no `arguments`
+/// mapping to receive the value is not met (the reference stops with a traceback there).
 pub fn within(tolerance: &Value, output: &Value, scope: &Scope, runner: &dyn ProbeRunner) -> bool {
     match tolerance {
         Value::Bool(b) => pyish::eq(output, &Value::Bool(*b)),
