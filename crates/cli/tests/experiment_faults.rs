@@ -252,19 +252,10 @@ fn simian_faults_without_a_store_and_unknown_python_are_refused_up_front() {
 
 #[test]
 fn simian_terminate_kills_a_count_or_a_percent_through_every_check_and_records_them() {
-    let s = Sandbox::new();
-    let run = format!(
-        "exp-{}-{}",
-        std::process::id(),
-        jiff::Timestamp::now().as_nanosecond()
-    );
-    s.write(
-        "simian.toml",
-        &format!(
-            "[monkey]\ndry_run = false\n[store]\nurl = \"sqlite://simian.db\"\n\
-             [providers.local]\nkind = \"process\"\ngrace_period = \"2s\"\nselector = {{ run = \"{run}\" }}\n\
-             [[apps]]\nname = \"web\"\nprovider = \"local\"\nmean_time_between_kills = 1\nmin_time_between_kills = 0\n"
-        ),
+    let (s, run) = util::process_fleet(
+        "web",
+        "",
+        "mean_time_between_kills = 1\nmin_time_between_kills = 0",
     );
     let mut fleet: Vec<std::process::Child> =
         (0..4).map(|_| util::labelled_sleep("web", &run)).collect();
@@ -348,20 +339,7 @@ fn state(pid: u32) -> String {
 
 #[test]
 fn simian_pause_freezes_an_instance_for_the_method_and_the_run_resumes_it() {
-    let s = Sandbox::new();
-    let run = format!(
-        "pause-{}-{}",
-        std::process::id(),
-        jiff::Timestamp::now().as_nanosecond()
-    );
-    s.write(
-        "simian.toml",
-        &format!(
-            "[monkey]\ndry_run = false\n[store]\nurl = \"sqlite://simian.db\"\n\
-             [providers.local]\nkind = \"process\"\ngrace_period = \"2s\"\nselector = {{ run = \"{run}\" }}\n\
-             [[apps]]\nname = \"web\"\nprovider = \"local\"\nmean_time_between_kills = 1\n"
-        ),
-    );
+    let (s, run) = util::process_fleet("web", "", "mean_time_between_kills = 1");
     let mut victim = util::labelled_sleep("web", &run);
     std::thread::sleep(Duration::from_millis(200));
     let pid = victim.id();
@@ -420,20 +398,7 @@ fn simian_pause_freezes_an_instance_for_the_method_and_the_run_resumes_it() {
 
 #[test]
 fn simian_gorilla_runs_the_same_drill_as_the_command_and_kong_needs_its_confirmation() {
-    let s = Sandbox::new();
-    let run = format!(
-        "gorilla-{}-{}",
-        std::process::id(),
-        jiff::Timestamp::now().as_nanosecond()
-    );
-    s.write(
-        "simian.toml",
-        &format!(
-            "[monkey]\ndry_run = false\n[store]\nurl = \"sqlite://simian.db\"\n\
-             [providers.local]\nkind = \"process\"\ngrace_period = \"2s\"\nselector = {{ run = \"{run}\" }}\n\
-             [[apps]]\nname = \"web\"\nprovider = \"local\"\nmean_time_between_kills = 1\n"
-        ),
-    );
+    let (s, run) = util::process_fleet("web", "", "mean_time_between_kills = 1");
     let mut fleet: Vec<(std::process::Child, &str)> = ["z1", "z1", "z2", "z2"]
         .into_iter()
         .map(|zone| {

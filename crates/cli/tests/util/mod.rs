@@ -259,6 +259,12 @@ pub fn expect_config_error(s: &Sandbox, config: &str, wanted: &str) {
 /// unique to the test) and a disabled app `app` over it, with `monkey` added to `[monkey]`;
 /// returns it and the run label.
 pub fn process_sandbox(app: &str, monkey: &str) -> (Sandbox, String) {
+    process_fleet(app, monkey, "enabled = false")
+}
+
+/// A sandbox whose `simian.toml` has a `local` process provider that sees only this run's
+/// labelled processes, and app `app` with `app_settings` (`[monkey]` with `monkey`).
+pub fn process_fleet(app: &str, monkey: &str, app_settings: &str) -> (Sandbox, String) {
     let s = Sandbox::new();
     let run = format!(
         "{app}-{}-{}",
@@ -270,7 +276,7 @@ pub fn process_sandbox(app: &str, monkey: &str) -> (Sandbox, String) {
         &format!(
             "[monkey]\ndry_run = false\n{monkey}\n[store]\nurl = \"sqlite://simian.db\"\n\
              [providers.local]\nkind = \"process\"\ngrace_period = \"2s\"\nselector = {{ run = \"{run}\" }}\n\
-             [[apps]]\nname = \"{app}\"\nprovider = \"local\"\nenabled = false\n"
+             [[apps]]\nname = \"{app}\"\nprovider = \"local\"\n{app_settings}\n"
         ),
     );
     (s, run)

@@ -83,17 +83,6 @@ pub trait Kills: Send + Sync {
     ) -> Result<Value, String>;
 }
 
-/// The toxic types a Toxiproxy-compatible server knows.
-pub const TOXIC_TYPES: &[&str] = &[
-    "latency",
-    "bandwidth",
-    "slow_close",
-    "timeout",
-    "reset_peer",
-    "slicer",
-    "limit_data",
-];
-
 /// Checks a `simian` provider.
 pub fn validate(provider: &Value, activity: &str) -> Result<(), Invalid> {
     let action = provider
@@ -187,10 +176,10 @@ pub fn validate(provider: &Value, activity: &str) -> Result<(), Invalid> {
     }
     if action == "toxic" {
         let ty = args.get("type").and_then(Value::as_str).unwrap_or_default();
-        if !TOXIC_TYPES.contains(&ty) && !ty.starts_with("${") {
+        if !simian_proxy::toxic::TYPES.contains(&ty) && !ty.starts_with("${") {
             return Err(Invalid::new(format!(
                 "activity '{activity}': simian toxic type {ty:?} is not one of {}",
-                TOXIC_TYPES.join(", ")
+                simian_proxy::toxic::TYPES.join(", ")
             )));
         }
         if let Some(s) = args.get("stream").and_then(Value::as_str)
