@@ -192,6 +192,60 @@ fn kills_the_kill_switch_and_errors_through_the_api() {
     assert_eq!(status, 200, "{body}");
 }
 
+/// A refused request still reads its body, so the connection carries the next request: a
+/// client that pools connections (as most do) never sees one cut under it.
+#[test]
+fn a_refusal_leaves_the_connection_usable() {
+    use std::io::{Read as _, Write as _};
+    let s = sandbox("dry_run = false");
+    let api = serve(&s, Some(TOKEN), &[]);
+    let address = api.base.trim_start_matches("http://").to_string();
+    let body = json!({"app": "web", "cluster": "web-prod-c0"}).to_string();
+    for (what, auth) in [
+        ("no token", String::new()),
+        (
+            "a wrong token",
+            "authorization: Bearer wrong\r\n".to_string(),
+        ),
+        ("no route", String::new()),
+    ] {
+        let path = if what == "no route" {
+            "/api/v1/nope"
+        } else {
+            "/api/v1/terminate"
+        };
+        let mut conn = std::net::TcpStream::connect(&address).unwrap();
+        conn.set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        // The headers first, the body a moment later, as a client streaming a body does.
+        write!(
+            conn,
+            "POST {path} HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n{auth}content-length: {}\r\n\r\n",
+            body.len()
+        )
+        .unwrap();
+        std::thread::sleep(Duration::from_millis(200));
+        // Refused and cut before this, the writes fail: the count of answers below says so.
+        let _ = conn.write_all(body.as_bytes());
+        let _ = conn.write_all(b"GET /healthz HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n");
+        let mut answers = String::new();
+        let _ = conn.read_to_string(&mut answers);
+        let statuses: Vec<&str> = answers
+            .match_indices("HTTP/1.1 ")
+            .map(|(at, _)| &answers[at..])
+            .collect();
+        assert_eq!(
+            statuses.len(),
+            2,
+            "{what}: one connection, two answers:\n{answers}"
+        );
+        assert!(
+            statuses[1].starts_with("HTTP/1.1 200"),
+            "{what}:\n{answers}"
+        );
+    }
+}
+
 #[test]
 fn the_daemon_runs_underneath_and_stops_cleanly() {
     let s = sandbox("dry_run = false\nseed = 4");

@@ -24,7 +24,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
-use hyper::header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue, WWW_AUTHENTICATE};
+use hyper::header::{AUTHORIZATION, CONNECTION, CONTENT_TYPE, HeaderValue, WWW_AUTHENTICATE};
 use hyper::{Method, Request, Response, StatusCode};
 use jiff::Timestamp;
 use jiff::civil::Date;
@@ -128,6 +128,12 @@ impl ControlApi {
         response
             .headers_mut()
             .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        if status == StatusCode::PAYLOAD_TOO_LARGE {
+            // The rest of the body was left unread: the connection ends with this answer.
+            response
+                .headers_mut()
+                .insert(CONNECTION, HeaderValue::from_static("close"));
+        }
         if status == StatusCode::UNAUTHORIZED {
             response
                 .headers_mut()
@@ -139,6 +145,36 @@ impl ControlApi {
     async fn route(self: Arc<Self>, req: Request<Incoming>) -> Answer {
         let path = req.uri().path().to_string();
         let method = req.method().clone();
+        let admitted = self.admit(&req);
+        let query = query_pairs(req.uri().query().unwrap_or_default());
+        // The body is read even for a request about to be refused: a connection whose request
+        // was not read to its end cannot carry the next one, and a client reusing it would see
+        // it cut instead of the refusal.
+        let body = match Limited::new(req.into_body(), MAX_BODY).collect().await {
+            Ok(b) => b.to_bytes(),
+            Err(_) => {
+                return Err(Failure(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    format!("the body is larger than {MAX_BODY} bytes"),
+                ));
+            }
+        };
+        admitted?;
+        // The store and the providers block: off the async threads.
+        tokio::task::spawn_blocking(move || self.answer(&method, &path, &query, &body))
+            .await
+            .unwrap_or_else(|e| {
+                Err(Failure(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    format!("the request failed: {e}"),
+                ))
+            })
+    }
+
+    /// Checks what the request line and headers alone decide: the route, the method, the token.
+    fn admit(&self, req: &Request<Incoming>) -> Result<(), Failure> {
+        let path = req.uri().path();
+        let method = req.method();
         if !ROUTES.iter().any(|(_, p)| *p == path) {
             return Err(Failure(
                 StatusCode::NOT_FOUND,
@@ -162,25 +198,7 @@ impl ControlApi {
                 .and_then(|h| h.strip_prefix("Bearer "));
             self.authorize(given)?;
         }
-        let query = query_pairs(req.uri().query().unwrap_or_default());
-        let body = match Limited::new(req.into_body(), MAX_BODY).collect().await {
-            Ok(b) => b.to_bytes(),
-            Err(_) => {
-                return Err(Failure(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    format!("the body is larger than {MAX_BODY} bytes"),
-                ));
-            }
-        };
-        // The store and the providers block: off the async threads.
-        tokio::task::spawn_blocking(move || self.answer(&method, &path, &query, &body))
-            .await
-            .unwrap_or_else(|e| {
-                Err(Failure(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    format!("the request failed: {e}"),
-                ))
-            })
+        Ok(())
     }
 
     /// The metrics, with today's schedule and the kill switch read now; `None` without
