@@ -103,10 +103,12 @@ fn serving(mut command: Command, api: u16) -> Proxy {
 struct Peer {
     name: &'static str,
     binary: PathBuf,
+    flags: &'static [&'static str],
 }
 
 /// Builds the peers: noxious 1.0.4 (a Rust port of Toxiproxy, from crates.io), its data
-/// plane with no toxics, and the splice relay. Built here, outside the workspace, so that
+/// plane with no toxics, the splice relay and the epoll relay (one thread, or one per
+/// direction). Built here, outside the workspace, so that
 /// the test suite never compiles them; none, with the reason printed, if they cannot be.
 fn build_peers() -> Vec<Peer> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
@@ -125,13 +127,20 @@ fn build_peers() -> Vec<Peer> {
         .status();
     match status {
         Ok(s) if s.success() => [
-            ("noxious", "noxious-peer"),
-            ("splice relay", "splice-relay"),
+            ("noxious", "noxious-peer", &[][..]),
+            ("splice relay", "splice-relay", &[]),
+            ("epoll relay", "epoll-relay", &[]),
+            (
+                "epoll relay, a thread per direction",
+                "epoll-relay",
+                &["--per-direction"],
+            ),
         ]
         .into_iter()
-        .map(|(name, program)| Peer {
+        .map(|(name, program, flags)| Peer {
             name,
             binary: target.join("release").join(program),
+            flags,
         })
         .collect(),
         other => {
@@ -148,6 +157,7 @@ fn start_peer(peer: &Peer, upstreams: &[SocketAddr]) -> (Running, Vec<SocketAddr
         .map(|_| SocketAddr::from(([127, 0, 0, 1], free_port())))
         .collect();
     let mut child = Command::new(&peer.binary)
+        .args(peer.flags)
         .args(
             listens
                 .iter()
@@ -551,12 +561,20 @@ fn main() {
         // The same comparison against a second simian proxy that busy-polls (opt-in).
         let polling = start_proxy(&["--busy-poll-us", "50"]);
         let via_polling = create(&polling, "echo", echo);
+        // And one on the system's congestion control, as the peers are: what the loopback
+        // default costs or saves a round trip.
+        let system_cc = start_proxy(&["--loopback-congestion", "system"]);
         let mut contenders = vec![
             Contender::new("simian proxy (default)", proxy.process.pid(), via_echo),
             Contender::new(
                 "simian proxy --busy-poll-us 50",
                 polling.process.pid(),
                 via_polling,
+            ),
+            Contender::new(
+                "simian proxy --loopback-congestion system",
+                system_cc.process.pid(),
+                create(&system_cc, "echo", echo),
             ),
         ];
         if let Some(t) = &toxiproxy {
