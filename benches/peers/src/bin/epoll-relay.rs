@@ -20,18 +20,7 @@ use rustix::event::epoll;
 
 fn main() {
     let per_direction = std::env::args().any(|a| a == "--per-direction");
-    let mut listeners = Vec::new();
-    for pair in std::env::args().skip(1).filter(|a| !a.starts_with("--")) {
-        let Some((listen, upstream)) = pair.split_once('=') else {
-            eprintln!("epoll-relay: expected LISTEN=UPSTREAM, got {pair:?}");
-            std::process::exit(2);
-        };
-        let listener = TcpListener::bind(listen).unwrap_or_else(|e| {
-            eprintln!("epoll-relay: cannot listen on {listen}: {e}");
-            std::process::exit(1);
-        });
-        listeners.push((listener, upstream.to_string()));
-    }
+    let listeners = simian_bench_peers::listeners("epoll-relay");
     let new_loop = || {
         let poll = Arc::new(epoll::create(epoll::CreateFlags::CLOEXEC).expect("epoll_create"));
         let looping = poll.clone();

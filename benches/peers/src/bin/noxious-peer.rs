@@ -13,15 +13,14 @@ async fn main() {
     let mut running = Vec::new();
     let (stop, _stopper) = Stop::new();
     let mut senders = Vec::new();
-    for (i, pair) in std::env::args().skip(1).enumerate() {
-        let Some((listen, upstream)) = pair.split_once('=') else {
-            eprintln!("noxious-peer: expected LISTEN=UPSTREAM, got {pair:?}");
-            std::process::exit(2);
-        };
+    for (i, (listen, upstream)) in simian_bench_peers::pairs("noxious-peer")
+        .into_iter()
+        .enumerate()
+    {
         let config = ProxyConfig {
             name: format!("peer{i}"),
-            listen: listen.to_string(),
-            upstream: upstream.to_string(),
+            listen: listen.clone(),
+            upstream,
             enabled: true,
             rand_seed: None,
         };

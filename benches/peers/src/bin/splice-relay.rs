@@ -11,18 +11,7 @@ use std::net::{Shutdown, TcpListener, TcpStream};
 use rustix::pipe::{SpliceFlags, fcntl_setpipe_size, pipe, splice};
 
 fn main() {
-    let mut listeners = Vec::new();
-    for pair in std::env::args().skip(1) {
-        let Some((listen, upstream)) = pair.split_once('=') else {
-            eprintln!("splice-relay: expected LISTEN=UPSTREAM, got {pair:?}");
-            std::process::exit(2);
-        };
-        let listener = TcpListener::bind(listen).unwrap_or_else(|e| {
-            eprintln!("splice-relay: cannot listen on {listen}: {e}");
-            std::process::exit(1);
-        });
-        listeners.push((listener, upstream.to_string()));
-    }
+    let listeners = simian_bench_peers::listeners("splice-relay");
     println!("ready");
     let accepting: Vec<_> = listeners
         .into_iter()
