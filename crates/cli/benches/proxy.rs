@@ -9,13 +9,15 @@
 //!    with the proxy's memory before and after;
 //! 5. memory per idle connection with 5,000 open connections.
 //!
-//! Two peers, built from `benches/peers`, are measured in the same rounds: noxious (a Rust
-//! port of Toxiproxy, from crates.io) in phases 1, 2 and 5, and a minimal splice(2) relay,
-//! the ceiling of a user-space proxy on the machine, in phases 1 and 2. Neither harness has
-//! an HTTP API, so phases 3 and 4 are ours alone.
+//! Peers, built from `benches/peers`, are measured in the same rounds: noxious (a Rust port
+//! of Toxiproxy, from crates.io) in phases 1, 2 and 5, and in phases 1 and 2 three minimal
+//! relays: splice(2) with a blocking thread per direction (the ceiling of a user-space proxy
+//! on the machine), a bare epoll loop, and the same on tokio's current-thread runtime. None
+//! has an HTTP API, so phases 3 and 4 are ours alone.
 //!
 //! The throughput and round-trip comparisons alternate direct and proxied rounds, so that
-//! the drift of a shared machine falls on both sides, and report medians and ranges.
+//! the drift of a shared machine falls on both sides, and report medians and ranges; the
+//! round trips also rotate the order of the contenders from round to round.
 //!
 //! `cargo bench -p simian --bench proxy [-- PHASE...]`, where a phase is `throughput`,
 //! `congestion`, `rtt`, `latency`, `control` or `idle` (all by default); figures go in
@@ -107,8 +109,8 @@ struct Peer {
 }
 
 /// Builds the peers: noxious 1.0.4 (a Rust port of Toxiproxy, from crates.io), its data
-/// plane with no toxics, the splice relay and the epoll relay (one thread, or one per
-/// direction). Built here, outside the workspace, so that
+/// plane with no toxics, the splice relay, and the epoll and tokio relays (one loop, or one
+/// per direction). Built here, outside the workspace, so that
 /// the test suite never compiles them; none, with the reason printed, if they cannot be.
 fn build_peers() -> Vec<Peer> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
@@ -133,6 +135,12 @@ fn build_peers() -> Vec<Peer> {
             (
                 "epoll relay, a thread per direction",
                 "epoll-relay",
+                &["--per-direction"],
+            ),
+            ("tokio relay", "tokio-relay", &[]),
+            (
+                "tokio relay, a runtime per direction",
+                "tokio-relay",
                 &["--per-direction"],
             ),
         ]
@@ -591,20 +599,25 @@ fn main() {
         // VMs shortens everyone's wake-ups by more than the proxy adds. The second baseline
         // is the direct path beside a thread that only spins, so that what the proxy adds
         // can be told apart from that side effect.
+        // Each contender is measured right after a direct baseline of its own, and each
+        // round starts with the next contender: round trips drift within a round on these
+        // VMs (in a fixed order, the time added fell from the first contender to the last
+        // in every run, whatever they were), and the drift must not be charged to a place.
         let mut direct = Vec::new();
         let mut spun = Vec::new();
-        for _ in 0..ROUNDS {
-            let d = round_trips(echo, 4_000);
-            let d50 = percentile(&d, 0.5);
-            spun.extend(Spinner::start().while_spinning(|| round_trips(echo, 4_000)));
-            for c in &mut contenders {
-                c.measure(|addr| {
+        for round in 0..ROUNDS {
+            let n = contenders.len();
+            for k in 0..n {
+                let d = round_trips(echo, 4_000);
+                let d50 = percentile(&d, 0.5);
+                contenders[(round + k) % n].measure(|addr| {
                     let p = round_trips(addr, 4_000);
                     let added = percentile(&p, 0.5) - d50;
                     (p, added)
                 });
+                direct.extend(d);
             }
-            direct.extend(d);
+            spun.extend(Spinner::start().while_spinning(|| round_trips(echo, 4_000)));
         }
         direct.sort_by(f64::total_cmp);
         spun.sort_by(f64::total_cmp);
