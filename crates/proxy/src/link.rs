@@ -132,27 +132,32 @@ pub(crate) async fn serve(client: TcpStream, plan: ConnectionPlan, cancel: Cance
     let up_rng = ChaCha8Rng::seed_from_u64(rng.random());
     let down_rng = ChaCha8Rng::seed_from_u64(rng.random());
     let conn = cancel.child_token();
-    let (up, down) = tokio::join!(
-        link(
-            cr,
-            sw,
-            up_chain,
-            up_counters,
-            up_rng,
-            busy_poll,
-            conn.clone()
-        ),
-        link(
-            sr,
-            cw,
-            down_chain,
-            down_counters,
-            down_rng,
-            busy_poll,
-            conn.clone()
-        ),
-    );
-    let ((cr, sw, up_end), (sr, cw, down_end)) = (up, down);
+    // Each direction is a task of its own: a message wakes and polls only the link it is
+    // for, never the idle one beside it.
+    let down = tokio::spawn(link(
+        sr,
+        cw,
+        down_chain,
+        down_counters,
+        down_rng,
+        busy_poll,
+        conn.clone(),
+    ));
+    let (cr, sw, up_end) = link(
+        cr,
+        sw,
+        up_chain,
+        up_counters,
+        up_rng,
+        busy_poll,
+        conn.clone(),
+    )
+    .await;
+    // Whichever link ends first ends the other (`conn`); an error here is the runtime
+    // shutting down, which ends the connection anyway.
+    let Ok((sr, cw, down_end)) = down.await else {
+        return;
+    };
     if up_end == End::Reset || down_end == End::Reset {
         // SO_LINGER 0 turns the close into a TCP RST on both sides.
         if let (Ok(client), Ok(server)) = (cr.reunite(cw), sr.reunite(sw)) {
@@ -426,11 +431,14 @@ impl Writer {
     /// Forwards bytes straight from `src` while the direction has no toxic. Returns `None`
     /// when a toxic appears (the caller switches to the queued path), or how the link ended.
     ///
+    /// The waits for a cancellation and for a chain change are made once per chain rather
+    /// than once per message: a message then costs one readiness wait, as in a bare relay,
+    /// instead of also unregistering and registering two waiters (BENCHMARKS.md).
+    ///
     /// After moving bytes it keeps polling for up to `busy_poll` (yielding to other tasks
     /// between polls) before it lets the worker sleep: the reply of a request/response
     /// exchange then finds the proxy awake.
     async fn pass_through(&mut self, src: &mut OwnedReadHalf) -> Option<End> {
-        let mut last_moved: Option<std::time::Instant> = None;
         loop {
             if !self.refresh() {
                 return Some(End::Close);
@@ -438,26 +446,41 @@ impl Writer {
             if !self.current.is_empty() {
                 return None;
             }
-            let spinning = last_moved.is_some_and(|t| t.elapsed() < self.busy_poll);
-            tokio::select! {
-                biased;
-                _ = self.conn.cancelled() => return Some(End::Close),
-                changed = self.chain.changed() => {
-                    if changed.is_err() {
-                        return Some(End::Close);
+            // A receiver of its own, at the version just applied: its wait borrows it, not
+            // `self`, so the forwarding below can go on while it waits.
+            let mut chain = self.chain.clone();
+            let conn = self.conn.clone();
+            let changed = chain.changed();
+            let cancelled = conn.cancelled();
+            tokio::pin!(changed, cancelled);
+            let mut last_moved: Option<std::time::Instant> = None;
+            loop {
+                let spinning = last_moved.is_some_and(|t| t.elapsed() < self.busy_poll);
+                // Bytes first: the other waits are polled once the source has nothing more,
+                // after the message went out rather than before. Their wakers stay
+                // registered meanwhile, and the task budget makes a source that never runs
+                // dry yield every so many reads, so a close or a toxic change always gets
+                // through, and other connections on the thread get their turn.
+                tokio::select! {
+                    biased;
+                    r = tokio::task::coop::cooperative(src.readable()) => if r.is_err() { return Some(End::Close) },
+                    _ = &mut cancelled => return Some(End::Close),
+                    changed = &mut changed => {
+                        if changed.is_err() {
+                            return Some(End::Close);
+                        }
+                        self.dirty = true;
+                        break;
                     }
-                    self.dirty = true;
-                    continue;
+                    _ = tokio::task::yield_now(), if spinning => continue,
                 }
-                r = src.readable() => if r.is_err() { return Some(End::Close) },
-                _ = tokio::task::yield_now(), if spinning => continue,
-            }
-            match self.forward_ready(src).await {
-                Ok(n) if n > 0 && !self.busy_poll.is_zero() => {
-                    last_moved = Some(std::time::Instant::now());
+                match self.forward_ready(src).await {
+                    Ok(n) if n > 0 && !self.busy_poll.is_zero() => {
+                        last_moved = Some(std::time::Instant::now());
+                    }
+                    Ok(_) => {}
+                    Err(end) => return Some(end),
                 }
-                Ok(_) => {}
-                Err(end) => return Some(end),
             }
         }
     }

@@ -251,3 +251,107 @@ async fn busy_polling_stops_by_itself_on_idle_connections() {
     );
     drop(open);
 }
+
+/// A loopback server on threads of its own: each connection is echoed (`echo`) or read and
+/// thrown away (a sink) until it ends. Returns its address.
+fn threaded_server(echo: bool) -> std::net::SocketAddr {
+    use std::io::{Read, Write};
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for mut s in l.incoming().flatten() {
+            std::thread::spawn(move || {
+                let mut buf = vec![0u8; 256 << 10];
+                while let Ok(n @ 1..) = s.read(&mut buf) {
+                    if echo && s.write_all(&buf[..n]).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    addr
+}
+
+/// A source that never runs dry (a thread writing as fast as loopback takes it) must not keep
+/// the proxy's loop to itself: a round trip on another connection of the same single-threaded
+/// loop still goes through at once, and disabling the proxy still closes the stream. The
+/// proxy runs on a loop of its own, as `simian proxy` runs it, and everything judged here is
+/// judged from other threads, so a loop that never yields fails the test rather than hanging
+/// it.
+#[test]
+fn a_source_that_never_runs_dry_leaves_the_loop_to_others_and_still_closes() {
+    use std::io::{Read, Write};
+    use std::time::Instant;
+    let _turn = SERIAL.blocking_lock();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let r = Arc::new(Registry::with_runtime(
+        RegistryConfig {
+            seed: Some(7),
+            ..RegistryConfig::default()
+        },
+        runtime.handle().clone(),
+    ));
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let looping = std::thread::spawn(move || {
+        let _ = runtime.block_on(stopped);
+    });
+    let streaming = proxy(&r, "stream", threaded_server(false));
+    let echoing = proxy(&r, "echo", threaded_server(true));
+
+    let source = std::thread::spawn(move || {
+        let mut s = std::net::TcpStream::connect(streaming).unwrap();
+        let chunk = vec![7u8; 1 << 20];
+        let started = Instant::now();
+        while started.elapsed() < Duration::from_secs(20) {
+            if s.write_all(&chunk).is_err() {
+                return Some(Instant::now());
+            }
+        }
+        None
+    });
+    std::thread::sleep(Duration::from_millis(300));
+
+    let mut s = std::net::TcpStream::connect(echoing).unwrap();
+    s.set_nodelay(true).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+    let mut slowest = Duration::ZERO;
+    for _ in 0..50 {
+        let t = Instant::now();
+        s.write_all(&[1u8; 64]).unwrap();
+        let mut back = [0u8; 64];
+        s.read_exact(&mut back).unwrap_or_else(|e| {
+            panic!("no echo through the other proxy within 2 s ({e}): the stream kept the loop")
+        });
+        slowest = slowest.max(t.elapsed());
+    }
+    assert!(
+        slowest < Duration::from_millis(500),
+        "a round trip beside the stream took {slowest:?}"
+    );
+
+    let disabled = Instant::now();
+    r.update(
+        "stream",
+        simian_proxy::ProxyUpdate {
+            listen: None,
+            upstream: None,
+            enabled: Some(false),
+        },
+    )
+    .unwrap();
+    let closed = source
+        .join()
+        .unwrap()
+        .expect("the stream was still open 20 s after it started");
+    assert!(
+        closed.duration_since(disabled) < Duration::from_secs(2),
+        "the stream closed {:?} after the proxy was disabled",
+        closed.duration_since(disabled)
+    );
+    let _ = stop.send(());
+    looping.join().unwrap();
+}
