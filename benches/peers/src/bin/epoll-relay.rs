@@ -19,37 +19,24 @@ use rustix::buffer::spare_capacity;
 use rustix::event::epoll;
 
 fn main() {
-    let per_direction = std::env::args().any(|a| a == "--per-direction");
-    let listeners = simian_bench_peers::listeners("epoll-relay");
     let new_loop = || {
         let poll = Arc::new(epoll::create(epoll::CreateFlags::CLOEXEC).expect("epoll_create"));
         let looping = poll.clone();
         std::thread::spawn(move || relay(&looping));
         poll
     };
-    let to_upstream = new_loop();
-    let to_client = if per_direction {
-        new_loop()
-    } else {
-        to_upstream.clone()
-    };
-    println!("ready");
-    let accepting: Vec<_> = listeners
-        .into_iter()
-        .map(|(listener, upstream)| {
-            let (a, b) = (to_upstream.clone(), to_client.clone());
-            std::thread::spawn(move || accept(listener, &upstream, &a, &b))
-        })
-        .collect();
-    for a in accepting {
-        let _ = a.join();
-    }
+    simian_bench_peers::run_loops("epoll-relay", new_loop, accept);
 }
 
 /// Registers each connection's two sockets: reads from the client in `to_upstream`'s loop,
 /// reads from the upstream in `to_client`'s. The sockets stay open for the life of the
 /// process (the benchmark's connections are few).
-fn accept(listener: TcpListener, upstream: &str, to_upstream: &OwnedFd, to_client: &OwnedFd) {
+fn accept(
+    listener: TcpListener,
+    upstream: &str,
+    to_upstream: &Arc<OwnedFd>,
+    to_client: &Arc<OwnedFd>,
+) {
     for client in listener.incoming().flatten() {
         let Ok(server) = TcpStream::connect(upstream) else {
             continue;

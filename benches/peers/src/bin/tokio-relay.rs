@@ -17,31 +17,13 @@ use tokio::net::TcpStream;
 use tokio::runtime::{Builder, Handle};
 
 fn main() {
-    let per_direction = std::env::args().any(|a| a == "--per-direction");
-    let listeners = simian_bench_peers::listeners("tokio-relay");
     let new_runtime = || {
         let runtime = Builder::new_current_thread().enable_all().build().unwrap();
         let handle = runtime.handle().clone();
         std::thread::spawn(move || runtime.block_on(std::future::pending::<()>()));
         handle
     };
-    let to_upstream = new_runtime();
-    let to_client = if per_direction {
-        new_runtime()
-    } else {
-        to_upstream.clone()
-    };
-    println!("ready");
-    let accepting: Vec<_> = listeners
-        .into_iter()
-        .map(|(listener, upstream)| {
-            let (a, b) = (to_upstream.clone(), to_client.clone());
-            std::thread::spawn(move || accept(listener, &upstream, &a, &b))
-        })
-        .collect();
-    for a in accepting {
-        let _ = a.join();
-    }
+    simian_bench_peers::run_loops("tokio-relay", new_runtime, accept);
 }
 
 /// Accepts with blocking calls, then hands each socket to the runtime that reads it.
