@@ -253,7 +253,8 @@ async fn busy_polling_stops_by_itself_on_idle_connections() {
 }
 
 /// A loopback server on threads of its own: each connection is echoed (`echo`) or read and
-/// thrown away (a sink) until it ends. Returns its address.
+/// thrown away (a sink) until it ends. Returns its address. Not `support::echo_server`, which
+/// runs on the current runtime: here that is the proxy's own loop, the thing under test.
 fn threaded_server(echo: bool) -> std::net::SocketAddr {
     use std::io::{Read, Write};
     let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
