@@ -22,10 +22,9 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full, Limited};
-use hyper::body::Incoming;
-use hyper::header::{AUTHORIZATION, CONNECTION, CONTENT_TYPE, HeaderValue, WWW_AUTHENTICATE};
-use hyper::{Method, Request, Response, StatusCode};
+use http_body_util::Full;
+use hyper::header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue, WWW_AUTHENTICATE};
+use hyper::{Method, Response, StatusCode};
 use jiff::Timestamp;
 use jiff::civil::Date;
 use serde::Deserialize;
@@ -34,6 +33,7 @@ use simian_core::escape::decode_query;
 use simian_core::{Check, HistoryFilter, KillSwitch, Schedule, TerminationState};
 use simian_monkey::{Decision, Engine, KillRequest, Target, eligibility, kill_switch_holds};
 
+use crate::http::ReadRequest;
 use crate::metrics::Metrics;
 
 mod dashboard;
@@ -101,7 +101,7 @@ impl ControlApi {
     }
 
     /// Answers one request: a dashboard page, or the API.
-    pub async fn handle(self: Arc<Self>, req: Request<Incoming>) -> Response<Full<Bytes>> {
+    pub async fn handle(self: Arc<Self>, req: ReadRequest) -> Response<Full<Bytes>> {
         if dashboard::is_page(req.uri().path()) {
             return dashboard::serve(self, req).await;
         }
@@ -128,12 +128,6 @@ impl ControlApi {
         response
             .headers_mut()
             .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-        if status == StatusCode::PAYLOAD_TOO_LARGE {
-            // The rest of the body was left unread: the connection ends with this answer.
-            response
-                .headers_mut()
-                .insert(CONNECTION, HeaderValue::from_static("close"));
-        }
         if status == StatusCode::UNAUTHORIZED {
             response
                 .headers_mut()
@@ -142,23 +136,16 @@ impl ControlApi {
         response
     }
 
-    async fn route(self: Arc<Self>, req: Request<Incoming>) -> Answer {
+    async fn route(self: Arc<Self>, req: ReadRequest) -> Answer {
         let path = req.uri().path().to_string();
         let method = req.method().clone();
         let admitted = self.admit(&req);
         let query = query_pairs(req.uri().query().unwrap_or_default());
-        // The body is read even for a request about to be refused: a connection whose request
-        // was not read to its end cannot carry the next one, and a client reusing it would see
-        // it cut instead of the refusal.
-        let body = match Limited::new(req.into_body(), MAX_BODY).collect().await {
-            Ok(b) => b.to_bytes(),
-            Err(_) => {
-                return Err(Failure(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    format!("the body is larger than {MAX_BODY} bytes"),
-                ));
-            }
-        };
+        // The body was read before the route was known (crate::http): a refusal still
+        // leaves the connection able to carry the next request.
+        let body = req
+            .into_body()
+            .map_err(|e| Failure(e.status(), e.to_string()))?;
         admitted?;
         // The store and the providers block: off the async threads.
         tokio::task::spawn_blocking(move || self.answer(&method, &path, &query, &body))
@@ -172,7 +159,7 @@ impl ControlApi {
     }
 
     /// Checks what the request line and headers alone decide: the route, the method, the token.
-    fn admit(&self, req: &Request<Incoming>) -> Result<(), Failure> {
+    fn admit(&self, req: &ReadRequest) -> Result<(), Failure> {
         let path = req.uri().path();
         let method = req.method();
         if !ROUTES.iter().any(|(_, p)| *p == path) {

@@ -97,6 +97,7 @@ pub fn run(g: &Global, a: ServeArgs) -> anyhow::Result<u8> {
     let stop = shutdown.clone();
     runtime.block_on(simian_server::http::serve_connections(
         listener,
+        simian_server::http::Limits::api(simian_server::control::MAX_BODY),
         move |req| api.clone().handle(req),
         async move {
             while !stop.load(Ordering::SeqCst) {

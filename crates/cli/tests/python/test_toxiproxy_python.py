@@ -299,3 +299,24 @@ def test_raw_api_shapes(server, tp, echo):
     assert r.status_code == 500 and r.json()["error"] == "listen tcp: address nonsense: missing port in address"
     r = requests.post(server + "/reset")
     assert r.status_code == 204 and r.content == b""
+
+
+def test_a_pooled_connection_survives_refusals_or_is_told_it_closes(server):
+    """A refusal still reads the request to its end, so a pooled connection carries the next
+    request; a body too large to read is answered with `Connection: close`, so the pool
+    drops that connection instead of sending the next request into it."""
+    with requests.Session() as s:
+        r = s.post(server + "/proxies", data=b"{}", headers={"User-Agent": "Mozilla/5.0"})
+        assert r.status_code == 403 and r.content == b"User agent not allowed\n"
+        assert "close" not in r.headers.get("Connection", "")
+        r = s.get(server + "/version")
+        assert r.status_code == 200
+        pools = s.get_adapter(server).poolmanager.pools
+        opened = sum(pools[key].num_connections for key in pools.keys())
+        assert opened == 1, "the refused request's connection was reused"
+        r = s.post(server + "/proxies", data=b" " * (8 * 1024 * 1024 + 1))
+        assert r.status_code == 400
+        assert r.json()["error"] == "bad request body: request body too large"
+        assert r.headers["Connection"] == "close"
+        r = s.get(server + "/version")
+        assert r.status_code == 200

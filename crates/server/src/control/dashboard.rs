@@ -17,10 +17,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full, Limited};
-use hyper::body::Incoming;
+use http_body_util::Full;
 use hyper::header::{CACHE_CONTROL, CONTENT_TYPE, HeaderValue, LOCATION};
-use hyper::{Method, Request, Response, StatusCode};
+use hyper::{Method, Response, StatusCode};
 use jiff::Timestamp;
 use jiff::tz::TimeZone;
 use serde_json::Value;
@@ -28,9 +27,9 @@ use simian_core::EntryStatus;
 use simian_core::escape::html as esc;
 
 use super::{
-    ControlApi, Failure, History, KillSwitchBody, MAX_BODY, next_page_query, next_pending, param,
-    query_pairs,
+    ControlApi, Failure, History, KillSwitchBody, next_page_query, next_pending, param, query_pairs,
 };
+use crate::http::ReadRequest;
 
 /// The pages, in the order of the navigation: (path, title).
 pub const PAGES: &[(&str, &str)] = &[
@@ -67,19 +66,19 @@ struct Html {
 }
 
 /// Answers one dashboard request.
-pub async fn serve(api: Arc<ControlApi>, req: Request<Incoming>) -> Response<Full<Bytes>> {
+pub async fn serve(api: Arc<ControlApi>, req: ReadRequest) -> Response<Full<Bytes>> {
     let path = req.uri().path().to_string();
     let method = req.method().clone();
     let mut query = query_pairs(req.uri().query().unwrap_or_default());
-    let html = match Limited::new(req.into_body(), MAX_BODY).collect().await {
-        Err(_) => Html {
-            status: StatusCode::PAYLOAD_TOO_LARGE,
-            body: String::new(),
+    let html = match req.into_body() {
+        Err(e) => Html {
+            status: e.status(),
+            body: esc(&e.to_string()),
             location: None,
         },
         Ok(body) => {
             if method == Method::POST {
-                query = query_pairs(&String::from_utf8_lossy(&body.to_bytes()));
+                query = query_pairs(&String::from_utf8_lossy(&body));
             }
             // The store and the providers block: off the async threads.
             tokio::task::spawn_blocking(move || api.page(&method, &path, &query))

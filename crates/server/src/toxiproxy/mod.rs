@@ -27,12 +27,13 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full, Limited};
-use hyper::body::Incoming;
+use http_body_util::Full;
 use hyper::header::{CONTENT_TYPE, HeaderValue, USER_AGENT};
-use hyper::{Method, Request, Response, StatusCode};
+use hyper::{Method, Response, StatusCode};
 use simian_proxy::{ProxyError, Registry};
 use tokio::net::TcpListener;
+
+use crate::http::{BodyError, Limits, ReadRequest};
 
 /// What the API serves beyond the proxies.
 #[derive(Clone, Debug, Default)]
@@ -68,7 +69,7 @@ impl Api {
     }
 
     /// Answers one request.
-    pub async fn handle(&self, req: Request<Incoming>) -> Response<Full<Bytes>> {
+    pub async fn handle(&self, req: ReadRequest) -> Response<Full<Bytes>> {
         let mut response = self.route(req).await;
         if let Ok(id) = HeaderValue::from_str(&self.request_ids.next()) {
             response.headers_mut().insert("x-toxiproxy-request-id", id);
@@ -76,7 +77,7 @@ impl Api {
         response
     }
 
-    async fn route(&self, req: Request<Incoming>) -> Response<Full<Bytes>> {
+    async fn route(&self, req: ReadRequest) -> Response<Full<Bytes>> {
         let browser = req
             .headers()
             .get(USER_AGENT)
@@ -88,9 +89,12 @@ impl Api {
         let method = req.method().clone();
         let path = percent_decode(req.uri().path());
         let segments: Vec<&str> = path.strip_prefix('/').unwrap_or(&path).split('/').collect();
-        let body = match Limited::new(req.into_body(), MAX_BODY).collect().await {
-            Ok(b) => b.to_bytes(),
-            Err(_) => return error(400, "bad request body: request body too large"),
+        let body = match req.into_body() {
+            Ok(b) => b,
+            Err(BodyError::TooLarge(_)) => {
+                return error(400, "bad request body: request body too large");
+            }
+            Err(e) => return error(400, &format!("bad request body: {e}")),
         };
         let allowed: &[Method] = match segments.as_slice() {
             ["version"] => &[Method::GET],
@@ -391,6 +395,7 @@ pub async fn serve(listener: TcpListener, api: Arc<Api>, shutdown: impl Future<O
     let handler = api.clone();
     crate::http::serve_connections(
         listener,
+        Limits::api(MAX_BODY),
         move |req| {
             let api = handler.clone();
             async move { api.handle(req).await }
