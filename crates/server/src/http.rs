@@ -216,8 +216,17 @@ mod tests {
         format!("POST / HTTP/1.1\r\nhost: t\r\ncontent-length: {length}\r\n\r\n{body}")
     }
 
-    /// Everything the server sends until it closes, within 5 s.
-    async fn until_closed(c: &mut tokio::net::TcpStream) -> String {
+    /// Sends `request` on a new connection to a server with [`limits`] (then, if
+    /// `end_writing`, ends the connection's writing side) and returns everything the server
+    /// sends until it closes, within 5 s.
+    async fn exchange(request: &str, end_writing: bool) -> String {
+        let mut c = tokio::net::TcpStream::connect(server(limits()).await)
+            .await
+            .unwrap();
+        c.write_all(request.as_bytes()).await.unwrap();
+        if end_writing {
+            c.shutdown().await.unwrap();
+        }
         let mut all = Vec::new();
         tokio::time::timeout(Duration::from_secs(5), c.read_to_end(&mut all))
             .await
@@ -226,14 +235,21 @@ mod tests {
         String::from_utf8_lossy(&all).into_owned()
     }
 
+    /// `answer` is one refusal with `status` that says `why` and closes the connection.
+    fn assert_refused(answer: &str, status: u16, why: &str) {
+        assert!(
+            answer.starts_with(&format!("HTTP/1.1 {status} ")),
+            "{answer}"
+        );
+        assert!(answer.contains("connection: close"), "{answer}");
+        assert!(answer.contains(why), "{answer}");
+        assert_eq!(answer.matches("HTTP/1.1").count(), 1, "{answer}");
+    }
+
     #[tokio::test]
     async fn a_body_within_the_limit_keeps_the_connection_for_the_next_request() {
-        let addr = server(limits()).await;
-        let mut c = tokio::net::TcpStream::connect(addr).await.unwrap();
         let two = format!("{}{}", post(&"x".repeat(16), 16), post("{}", 2));
-        c.write_all(two.as_bytes()).await.unwrap();
-        c.shutdown().await.unwrap();
-        let answers = until_closed(&mut c).await;
+        let answers = exchange(&two, true).await;
         assert!(
             answers.contains("read 16") && answers.contains("read 2"),
             "{answers}"
@@ -243,34 +259,17 @@ mod tests {
 
     #[tokio::test]
     async fn a_body_over_the_limit_is_refused_and_the_connection_closes() {
-        let addr = server(limits()).await;
-        let mut c = tokio::net::TcpStream::connect(addr).await.unwrap();
         // A second request follows in the same write: it must not be read as one.
         let two = format!("{}{}", post(&"x".repeat(40), 40), post("{}", 2));
-        c.write_all(two.as_bytes()).await.unwrap();
-        let answer = until_closed(&mut c).await;
-        assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
-        assert!(answer.contains("connection: close"), "{answer}");
-        assert!(
-            answer.contains("the body is larger than 16 bytes"),
-            "{answer}"
-        );
-        assert!(!answer.contains("read 2"), "{answer}");
+        let answer = exchange(&two, false).await;
+        assert_refused(&answer, 413, "the body is larger than 16 bytes");
     }
 
     #[tokio::test]
     async fn a_body_that_stalls_is_cut_off_after_the_body_timeout() {
-        let addr = server(limits()).await;
-        let mut c = tokio::net::TcpStream::connect(addr).await.unwrap();
-        c.write_all(post("x", 10).as_bytes()).await.unwrap();
         let began = std::time::Instant::now();
-        let answer = until_closed(&mut c).await;
-        assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
-        assert!(answer.contains("connection: close"), "{answer}");
-        assert!(
-            answer.contains("the body did not arrive within"),
-            "{answer}"
-        );
+        let answer = exchange(&post("x", 10), false).await;
+        assert_refused(&answer, 408, "the body did not arrive within");
         assert!(
             began.elapsed() >= Duration::from_millis(250),
             "{:?}",
@@ -280,14 +279,8 @@ mod tests {
 
     #[tokio::test]
     async fn a_body_whose_framing_is_broken_is_refused_and_the_connection_closes() {
-        let addr = server(limits()).await;
-        let mut c = tokio::net::TcpStream::connect(addr).await.unwrap();
-        c.write_all(b"POST / HTTP/1.1\r\nhost: t\r\ntransfer-encoding: chunked\r\n\r\nzz\r\n")
-            .await
-            .unwrap();
-        let answer = until_closed(&mut c).await;
-        assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
-        assert!(answer.contains("connection: close"), "{answer}");
-        assert!(answer.contains("the body could not be read"), "{answer}");
+        let broken = "POST / HTTP/1.1\r\nhost: t\r\ntransfer-encoding: chunked\r\n\r\nzz\r\n";
+        let answer = exchange(broken, false).await;
+        assert_refused(&answer, 400, "the body could not be read");
     }
 }
