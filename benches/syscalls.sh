@@ -5,14 +5,14 @@
 # record is `cargo bench -p simian --bench proxy -- rtt`. This tells what each one asks the
 # kernel for per message, which timing alone cannot separate from noise.
 #
-#   benches/syscalls.sh [N]      (default N = 5000; needs strace and python3)
+#   benches/syscalls.sh [N]      (default N = 5000; needs strace, python3 and curl)
 #
 # Everything listens on 127.0.0.1 ports the kernel picks, and every process it starts is its
 # own and is stopped at the end.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 n=${1:-5000}
-for tool in strace python3; do
+for tool in strace python3 curl; do
     command -v "$tool" >/dev/null || { echo "syscalls.sh: needs $tool (apt-get install $tool)" >&2; exit 2; }
 done
 

@@ -406,8 +406,6 @@ pub async fn serve(listener: TcpListener, api: Arc<Api>, shutdown: impl Future<O
     api.registry.shutdown();
 }
 
-pub use crate::http::{HEADER_READ_TIMEOUT, MAX_API_CONNECTIONS};
-
 #[cfg(test)]
 mod tests {
     use super::*;
