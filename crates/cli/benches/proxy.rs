@@ -203,14 +203,23 @@ fn create(p: &Proxy, name: &str, upstream: SocketAddr) -> SocketAddr {
 }
 
 /// CPU time (user + system) a process has used.
-fn cpu_seconds(pid: u32) -> f64 {
+/// CPU time of a process so far: (user, system) seconds. User time is the proxy's own work
+/// per message; system time is the kernel's, wake-ups included, which on a VM varies with
+/// where the scheduler puts the threads more than with what the proxy does.
+fn cpu_seconds(pid: u32) -> (f64, f64) {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
     let Some(close) = stat.rfind(')') else {
-        return 0.0;
+        return (0.0, 0.0);
     };
     let fields: Vec<&str> = stat[close + 2..].split_whitespace().collect();
-    let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
-    ticks as f64 / rustix::param::clock_ticks_per_second() as f64
+    let seconds = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<u64>().ok())
+            .unwrap_or(0) as f64
+            / rustix::param::clock_ticks_per_second() as f64
+    };
+    (seconds(11), seconds(12))
 }
 
 fn rss_kb(pid: u32) -> u64 {
@@ -335,6 +344,8 @@ struct Contender {
     /// One comparison with the direct path per round (a ratio, or time added).
     per_round: Vec<f64>,
     cpu: f64,
+    /// The user part of `cpu`.
+    cpu_user: f64,
     wall: f64,
 }
 
@@ -347,6 +358,7 @@ impl Contender {
             values: Vec::new(),
             per_round: Vec::new(),
             cpu: 0.0,
+            cpu_user: 0.0,
             wall: 0.0,
         }
     }
@@ -354,9 +366,11 @@ impl Contender {
     /// One round through its address, which yields values and one comparison with the
     /// direct path.
     fn measure(&mut self, round: impl FnOnce(SocketAddr) -> (Vec<f64>, f64)) {
-        let (c0, t0) = (cpu_seconds(self.pid), Instant::now());
+        let ((u0, s0), t0) = (cpu_seconds(self.pid), Instant::now());
         let (values, compared) = round(self.addr);
-        self.cpu += cpu_seconds(self.pid) - c0;
+        let (u1, s1) = cpu_seconds(self.pid);
+        self.cpu += (u1 - u0) + (s1 - s0);
+        self.cpu_user += u1 - u0;
         self.wall += t0.elapsed().as_secs_f64();
         self.values.extend(values);
         self.per_round.push(compared);
@@ -629,10 +643,11 @@ fn main() {
         );
         for c in &mut contenders {
             let per_10k_ms = 1e3 * c.cpu * 10_000.0 / c.values.len() as f64;
+            let user_10k_ms = 1e3 * c.cpu_user * 10_000.0 / c.values.len() as f64;
             let (p50, _, range, cpu) = c.summary();
             let p99 = percentile(&c.values, 0.99);
             println!(
-                "  {}: p50 {p50:.1} us, p99 {p99:.1} us; added p50 {:.1} us (per round: median {:.1}, range {:.1} to {:.1}), {:.1} us over direct beside a spinning thread; proxy CPU {cpu:.0}% of a core, {per_10k_ms:.0} ms per 10,000 round trips",
+                "  {}: p50 {p50:.1} us, p99 {p99:.1} us; added p50 {:.1} us (per round: median {:.1}, range {:.1} to {:.1}), {:.1} us over direct beside a spinning thread; proxy CPU {cpu:.0}% of a core, {per_10k_ms:.0} ms per 10,000 round trips ({user_10k_ms:.0} ms of it in user space)",
                 c.name,
                 p50 - d50,
                 median(&c.per_round),
