@@ -450,6 +450,25 @@ fn in_background(s: &Sandbox, args: &[&str]) -> std::process::Child {
         .unwrap()
 }
 
+/// Starts `simian gorilla a --mode pause --duration 60s --json` in the background and waits
+/// until it has paused zone a.
+fn pause_zone_a_for_a_minute(s: &Sandbox, f: &mut Fleet) -> std::process::Child {
+    let drill = in_background(
+        s,
+        &[
+            "gorilla",
+            "a",
+            "--mode",
+            "pause",
+            "--duration",
+            "60s",
+            "--json",
+        ],
+    );
+    wait_paused(f);
+    drill
+}
+
 /// Waits until the two web processes of zone a are stopped.
 fn wait_paused(f: &mut Fleet) {
     let deadline = Instant::now() + Duration::from_secs(15);
@@ -468,19 +487,7 @@ fn outages_end_and_ctrl_c_undo_at_once() {
     let mut f = fleet("end");
     let s = f.sandbox("dry_run = false");
     // `simian outages end ID` from another shell.
-    let drill = in_background(
-        &s,
-        &[
-            "gorilla",
-            "a",
-            "--mode",
-            "pause",
-            "--duration",
-            "60s",
-            "--json",
-        ],
-    );
-    wait_paused(&mut f);
+    let drill = pause_zone_a_for_a_minute(&s, &mut f);
     let running = s.run(&["outages", "--json"]).json();
     assert!(running[0]["drill"]["ended_at"].is_null(), "{running}");
     let ended = s.run(&["outages", "end", "1"]);
@@ -501,19 +508,7 @@ fn outages_end_and_ctrl_c_undo_at_once() {
     s.run(&["outages", "end", "99"]).expect(2);
 
     // Ctrl-C in the drill's terminal.
-    let drill = in_background(
-        &s,
-        &[
-            "gorilla",
-            "a",
-            "--mode",
-            "pause",
-            "--duration",
-            "60s",
-            "--json",
-        ],
-    );
-    wait_paused(&mut f);
+    let drill = pause_zone_a_for_a_minute(&s, &mut f);
     let pid = rustix::process::Pid::from_raw(drill.id() as i32).unwrap();
     rustix::process::kill_process(pid, rustix::process::Signal::INT).unwrap();
     let started = Instant::now();

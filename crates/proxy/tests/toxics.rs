@@ -274,22 +274,34 @@ async fn reset_peer_sends_a_tcp_reset() {
     );
 }
 
-#[tokio::test]
-async fn slicer_cuts_chunks_into_delayed_pieces() {
-    let r = registry(9);
+/// A proxy "p" to an echo server whose downstream a slicer cuts into 10-byte pieces `delay`
+/// µs apart, and how long 1,000 bytes take to come back through it.
+async fn sliced_round_trip(seed: u64, delay: i64) -> (Arc<Registry>, Duration) {
+    let r = registry(seed);
     let addr = proxy(&r, "p", echo_server().await);
     toxic(
         &r,
         "p",
         "slicer",
         "downstream",
-        &[("average_size", 10), ("size_variation", 0), ("delay", 2000)],
+        &[
+            ("average_size", 10),
+            ("size_variation", 0),
+            ("delay", delay),
+        ],
         None,
     );
     let mut s = TcpStream::connect(addr).await.unwrap();
     let payload: Vec<u8> = (0..1000u32).map(|i| i as u8).collect();
+    let took = round_trip(&mut s, &payload).await;
+    (r, took)
+}
+
+#[tokio::test]
+async fn slicer_cuts_chunks_into_delayed_pieces() {
+    let (r, took) = sliced_round_trip(9, 2000).await;
     // At least 100 pieces, 2 ms apart.
-    within(round_trip(&mut s, &payload).await, 190, 3000);
+    within(took, 190, 3000);
     for bad in [
         vec![("average_size", 0), ("size_variation", 0)],
         vec![("average_size", -1), ("size_variation", 5)],
@@ -307,21 +319,9 @@ async fn slicer_cuts_chunks_into_delayed_pieces() {
 
 #[tokio::test]
 async fn slicer_delays_are_microseconds() {
-    let r = registry(22);
-    let addr = proxy(&r, "p", echo_server().await);
-    toxic(
-        &r,
-        "p",
-        "slicer",
-        "downstream",
-        &[("average_size", 10), ("size_variation", 0), ("delay", 100)],
-        None,
-    );
-    let mut s = TcpStream::connect(addr).await.unwrap();
-    let payload: Vec<u8> = (0..1000u32).map(|i| i as u8).collect();
     // 100 pieces, 100 µs apart: about 10 ms, where a timer of whole milliseconds takes
     // 100 ms or more.
-    within(round_trip(&mut s, &payload).await, 9, 70);
+    within(sliced_round_trip(22, 100).await.1, 9, 70);
 }
 
 #[tokio::test]
