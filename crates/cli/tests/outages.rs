@@ -404,21 +404,7 @@ fn a_lost_steady_state_aborts_the_drill_and_undoes_it() {
     );
     failing.store(false, Ordering::SeqCst);
 
-    let drill = in_background(
-        &s,
-        &[
-            "gorilla",
-            "a",
-            "--mode",
-            "pause",
-            "--duration",
-            "60s",
-            "--probe",
-            &url,
-            "--json",
-        ],
-    );
-    wait_paused(&mut f);
+    let drill = pause_zone_a_for_a_minute(&s, &mut f, &["--probe", &url]);
     let started = Instant::now();
     failing.store(true, Ordering::SeqCst);
     let out = util::Run(drill.wait_with_output().unwrap());
@@ -450,21 +436,20 @@ fn in_background(s: &Sandbox, args: &[&str]) -> std::process::Child {
         .unwrap()
 }
 
-/// Starts `simian gorilla a --mode pause --duration 60s --json` in the background and waits
-/// until it has paused zone a.
-fn pause_zone_a_for_a_minute(s: &Sandbox, f: &mut Fleet) -> std::process::Child {
-    let drill = in_background(
-        s,
-        &[
-            "gorilla",
-            "a",
-            "--mode",
-            "pause",
-            "--duration",
-            "60s",
-            "--json",
-        ],
-    );
+/// Starts `simian gorilla a --mode pause --duration 60s --json`, and `extra` arguments, in
+/// the background, and waits until it has paused zone a.
+fn pause_zone_a_for_a_minute(s: &Sandbox, f: &mut Fleet, extra: &[&str]) -> std::process::Child {
+    let mut args = vec![
+        "gorilla",
+        "a",
+        "--mode",
+        "pause",
+        "--duration",
+        "60s",
+        "--json",
+    ];
+    args.extend_from_slice(extra);
+    let drill = in_background(s, &args);
     wait_paused(f);
     drill
 }
@@ -487,7 +472,7 @@ fn outages_end_and_ctrl_c_undo_at_once() {
     let mut f = fleet("end");
     let s = f.sandbox("dry_run = false");
     // `simian outages end ID` from another shell.
-    let drill = pause_zone_a_for_a_minute(&s, &mut f);
+    let drill = pause_zone_a_for_a_minute(&s, &mut f, &[]);
     let running = s.run(&["outages", "--json"]).json();
     assert!(running[0]["drill"]["ended_at"].is_null(), "{running}");
     let ended = s.run(&["outages", "end", "1"]);
@@ -508,7 +493,7 @@ fn outages_end_and_ctrl_c_undo_at_once() {
     s.run(&["outages", "end", "99"]).expect(2);
 
     // Ctrl-C in the drill's terminal.
-    let drill = pause_zone_a_for_a_minute(&s, &mut f);
+    let drill = pause_zone_a_for_a_minute(&s, &mut f, &[]);
     let pid = rustix::process::Pid::from_raw(drill.id() as i32).unwrap();
     rustix::process::kill_process(pid, rustix::process::Signal::INT).unwrap();
     let started = Instant::now();
