@@ -202,7 +202,6 @@ fn create(p: &Proxy, name: &str, upstream: SocketAddr) -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], listen))
 }
 
-/// CPU time (user + system) a process has used.
 /// CPU time of a process so far: (user, system) seconds. User time is the proxy's own work
 /// per message; system time is the kernel's, wake-ups included, which on a VM varies with
 /// where the scheduler puts the threads more than with what the proxy does.
